@@ -1,0 +1,237 @@
+// Node-API entry: argument checks and the one table that maps JavaScript names to kernels.
+// Every buffer is a typed array the caller owns; sizes are checked here so a wrong call throws
+// a JavaScript error instead of touching memory out of bounds.
+#include <napi.h>
+
+#include <string>
+
+#include "cpu_features.h"
+#include "kernels.h"
+#include "threadpool.h"
+
+namespace {
+
+template <typename T, napi_typedarray_type Type>
+T* arrayArg(const Napi::CallbackInfo& info, size_t index, const char* name, size_t minLength, bool optional = false) {
+  Napi::Env env = info.Env();
+  Napi::Value v = info[index];
+  if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != Type) {
+    Napi::TypeError::New(env, std::string("argument '") + name + "' must be a " +
+                                  (Type == napi_float32_array ? "Float32Array" : "Int32Array"))
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  auto arr = v.As<Napi::TypedArrayOf<T>>();
+  if (arr.ElementLength() < minLength) {
+    Napi::RangeError::New(env, std::string("argument '") + name + "' has " + std::to_string(arr.ElementLength()) +
+                                   " elements, needs at least " + std::to_string(minLength))
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return arr.Data();
+}
+
+float* f32(const Napi::CallbackInfo& info, size_t i, const char* name, size_t n, bool optional = false) {
+  return arrayArg<float, napi_float32_array>(info, i, name, n, optional);
+}
+int32_t* i32(const Napi::CallbackInfo& info, size_t i, const char* name, size_t n) {
+  return arrayArg<int32_t, napi_int32_array>(info, i, name, n);
+}
+
+int intArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) {
+    Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a number").ThrowAsJavaScriptException();
+    return 0;
+  }
+  int v = info[i].As<Napi::Number>().Int32Value();
+  if (v < 0) {
+    Napi::RangeError::New(info.Env(), std::string("argument '") + name + "' must be >= 0").ThrowAsJavaScriptException();
+    return 0;
+  }
+  return v;
+}
+
+#define CHECK_ENV(env) \
+  if ((env).IsExceptionPending()) return (env).Undefined()
+
+mb::Activation actArg(const Napi::CallbackInfo& info, size_t i) {
+  int a = info[i].As<Napi::Number>().Int32Value();
+  if (a < 0 || a > int(mb::Activation::Identity)) {
+    Napi::RangeError::New(info.Env(), "unknown activation code").ThrowAsJavaScriptException();
+    return mb::Activation::Identity;
+  }
+  return mb::Activation(a);
+}
+
+// gemm(C, A, B, bias|null, M, N, K, transA, transB, beta)
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int M = intArg(info, 4, "M"), N = intArg(info, 5, "N"), K = intArg(info, 6, "K");
+  CHECK_ENV(env);
+  float* C = f32(info, 0, "C", size_t(M) * N);
+  const float* A = f32(info, 1, "A", size_t(M) * K);
+  const float* B = f32(info, 2, "B", size_t(K) * N);
+  const float* bias = f32(info, 3, "bias", N, true);
+  CHECK_ENV(env);
+  const bool transA = info[7].ToBoolean(), transB = info[8].ToBoolean();
+  const float beta = info[9].ToNumber().FloatValue();
+  mb::gemm(C, A, B, bias, M, N, K, transA, transB, beta);
+  return env.Undefined();
+}
+
+// layernorm(out, x, w, b|null, T, D, eps, mean|null, rstd|null)
+Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int T = intArg(info, 4, "T"), D = intArg(info, 5, "D");
+  CHECK_ENV(env);
+  float* out = f32(info, 0, "out", size_t(T) * D);
+  const float* x = f32(info, 1, "x", size_t(T) * D);
+  const float* w = f32(info, 2, "weight", D);
+  const float* b = f32(info, 3, "bias", D, true);
+  float* mean = f32(info, 7, "mean", T, true);
+  float* rstd = f32(info, 8, "rstd", T, true);
+  CHECK_ENV(env);
+  mb::layernorm(out, x, w, b, T, D, info[6].ToNumber().FloatValue(), mean, rstd);
+  return env.Undefined();
+}
+
+// geglu(out, x, T, I, act)
+Napi::Value Geglu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int T = intArg(info, 2, "T"), I = intArg(info, 3, "I");
+  CHECK_ENV(env);
+  float* out = f32(info, 0, "out", size_t(T) * I);
+  const float* x = f32(info, 1, "x", size_t(T) * 2 * I);
+  const mb::Activation act = actArg(info, 4);
+  CHECK_ENV(env);
+  mb::geglu(out, x, T, I, act);
+  return env.Undefined();
+}
+
+// activation(out, x, n, act)
+Napi::Value Activation(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = intArg(info, 2, "n");
+  CHECK_ENV(env);
+  float* out = f32(info, 0, "out", n);
+  const float* x = f32(info, 1, "x", n);
+  const mb::Activation act = actArg(info, 3);
+  CHECK_ENV(env);
+  mb::activation(out, x, n, act);
+  return env.Undefined();
+}
+
+// embedding(out, table, ids, T, D, vocab)
+Napi::Value Embedding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int T = intArg(info, 3, "T"), D = intArg(info, 4, "D"), V = intArg(info, 5, "vocab");
+  CHECK_ENV(env);
+  float* out = f32(info, 0, "out", size_t(T) * D);
+  const float* table = f32(info, 1, "table", size_t(V) * D);
+  const int32_t* ids = i32(info, 2, "ids", T);
+  CHECK_ENV(env);
+  for (int t = 0; t < T; t++)
+    if (ids[t] < 0 || ids[t] >= V) {
+      Napi::RangeError::New(env, "token id " + std::to_string(ids[t]) + " at position " + std::to_string(t) +
+                                     " is outside the vocabulary [0, " + std::to_string(V) + ")")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  mb::embedding(out, table, ids, T, D);
+  return env.Undefined();
+}
+
+// rope(qkv, pos, cos, sin, T, H, Dh, maxPos)
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int T = intArg(info, 4, "T"), H = intArg(info, 5, "H"), Dh = intArg(info, 6, "Dh"),
+            P = intArg(info, 7, "maxPos");
+  CHECK_ENV(env);
+  float* qkv = f32(info, 0, "qkv", size_t(T) * 3 * H * Dh);
+  const int32_t* pos = i32(info, 1, "pos", T);
+  const float* c = f32(info, 2, "cos", size_t(P) * (Dh / 2));
+  const float* s = f32(info, 3, "sin", size_t(P) * (Dh / 2));
+  CHECK_ENV(env);
+  for (int t = 0; t < T; t++)
+    if (pos[t] < 0 || pos[t] >= P) {
+      Napi::RangeError::New(env, "position " + std::to_string(pos[t]) + " is outside the RoPE table [0, " +
+                                     std::to_string(P) + ")")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  mb::rope(qkv, pos, c, s, T, H, Dh);
+  return env.Undefined();
+}
+
+// attention(out, lse|null, qkv, cuSeqlens, numSeqs, H, Dh, window, scale)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int S = intArg(info, 4, "numSeqs"), H = intArg(info, 5, "H"), Dh = intArg(info, 6, "Dh");
+  CHECK_ENV(env);
+  const int32_t* cu = i32(info, 3, "cuSeqlens", size_t(S) + 1);
+  CHECK_ENV(env);
+  if (cu[0] != 0) {
+    Napi::RangeError::New(env, "cuSeqlens must start at 0").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  for (int s = 0; s < S; s++)
+    if (cu[s + 1] < cu[s]) {
+      Napi::RangeError::New(env, "cuSeqlens must be non-decreasing").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  const int T = cu[S];
+  float* out = f32(info, 0, "out", size_t(T) * H * Dh);
+  float* lse = f32(info, 1, "lse", size_t(H) * T, true);
+  const float* qkv = f32(info, 2, "qkv", size_t(T) * 3 * H * Dh);
+  CHECK_ENV(env);
+  const int window = info[7].ToNumber().Int32Value();
+  mb::attention(out, lse, qkv, cu, S, H, Dh, window, info[8].ToNumber().FloatValue());
+  return env.Undefined();
+}
+
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.2;
+  return Napi::Number::New(info.Env(), mb::fma_peak_gflops(seconds));
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  mb::set_num_threads(info[0].ToNumber().Int32Value());
+  return Napi::Number::New(info.Env(), mb::num_threads());
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const mb::CpuFeatures& f = mb::cpu_features();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", mb::isa_name(mb::active_isa()));
+  o.Set("threads", mb::num_threads());
+  Napi::Object feats = Napi::Object::New(env);
+  feats.Set("avx2", f.avx2);
+  feats.Set("fma", f.fma);
+  feats.Set("avx512f", f.avx512f);
+  feats.Set("avx512bw", f.avx512bw);
+  feats.Set("avx512vl", f.avx512vl);
+  feats.Set("avx512bf16", f.avx512bf16);
+  feats.Set("amxBf16", f.amxBf16);
+  o.Set("features", feats);
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemm", Napi::Function::New(env, Gemm));
+  exports.Set("layernorm", Napi::Function::New(env, LayerNorm));
+  exports.Set("geglu", Napi::Function::New(env, Geglu));
+  exports.Set("activation", Napi::Function::New(env, Activation));
+  exports.Set("embedding", Napi::Function::New(env, Embedding));
+  exports.Set("rope", Napi::Function::New(env, Rope));
+  exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("info", Napi::Function::New(env, Info));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(modernbert, Init)

@@ -1,0 +1,45 @@
+// The native kernel API: plain functions over caller-owned float buffers.
+// Shapes are given in comments as [rows, cols], row-major, contiguous.
+// Every kernel has a TypeScript reference with the same meaning in src/kernels/reference.ts.
+#pragma once
+#include <cstdint>
+#include <cstddef>
+
+namespace mb {
+
+enum class Activation : int { GeluErf = 0, GeluTanh = 1, Silu = 2, Relu = 3, Identity = 4 };
+
+// C[M,N] = beta*C + op(A)[M,K] · op(B)[K,N] (+ bias[N] when bias != nullptr).
+// op(A) = A [M,K] or, with transA, Aᵀ where A is [K,M]; op(B) = B [K,N] or, with transB, Bᵀ where B is [N,K].
+// transB = true is PyTorch's Linear: y = x Wᵀ with W [out, in]. beta is 0 or 1 (1 accumulates).
+void gemm(float* C, const float* A, const float* B, const float* bias,
+          int M, int N, int K, bool transA, bool transB, float beta);
+
+// out[T,D] = LayerNorm(x[T,D]) * w[D] + b[D] (b may be null). mean/rstd [T] are written when non-null.
+void layernorm(float* out, const float* x, const float* w, const float* b, int T, int D, float eps,
+               float* mean, float* rstd);
+
+// out[T,I] = act(x[T, 0:I]) * x[T, I:2I]   (x is [T, 2I], the Wi output)
+void geglu(float* out, const float* x, int T, int I, Activation act);
+
+// out[n] = act(x[n])  (in place allowed)
+void activation(float* out, const float* x, int64_t n, Activation act);
+
+// out[T,D] = table[ids[t], :]
+void embedding(float* out, const float* table, const int32_t* ids, int T, int D);
+
+// Rotate-half RoPE in place on the q and k parts of qkv[T, 3, H, Dh].
+// cos/sin are [maxPos, Dh/2] tables (float32, as the reference computes them); pos[T] per token.
+void rope(float* qkv, const int32_t* pos, const float* cos, const float* sin, int T, int H, int Dh);
+
+// Variable-length attention over packed sequences, tiled online softmax (never T×T).
+// qkv [T, 3, H, Dh] (after RoPE); out [T, H*Dh]; cuSeqlens [numSeqs+1].
+// window < 0: global; else token i sees j iff |i-j| <= window (within its own sequence).
+// lse [H, T] (log-sum-exp of the scaled scores) is written when non-null (needed by the backward).
+void attention(float* out, float* lse, const float* qkv, const int32_t* cuSeqlens, int numSeqs,
+               int H, int Dh, int window, float scale);
+
+// Measured float32 FMA throughput of this machine with the pool's threads, in GFLOP/s.
+double fma_peak_gflops(double seconds);
+
+}  // namespace mb

@@ -1,0 +1,132 @@
+/**
+ * Plain TypeScript versions of every kernel: the readable definition and the test oracle for the
+ * native addon. Accumulates in float64 where that is the natural JavaScript arithmetic.
+ */
+import { InputError } from '../errors.js';
+import { Activation, type Kernels } from './types.js';
+
+/** erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), enough for float32 oracles. */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1 - r : r - 1;
+}
+
+export function activate(x: number, act: Activation): number {
+  switch (act) {
+    case Activation.GeluErf:
+      return 0.5 * x * (1 + erf(x / Math.SQRT2));
+    case Activation.GeluTanh:
+      return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+    case Activation.Silu:
+      return x / (1 + Math.exp(-x));
+    case Activation.Relu:
+      return x > 0 ? x : 0;
+    case Activation.Identity:
+      return x;
+  }
+}
+
+export const referenceKernels: Kernels = {
+  name: 'reference',
+
+  gemm(C, A, B, bias, M, N, K, transA, transB, beta) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const a = transA ? A[k * M + i] : A[i * K + k];
+          const b = transB ? B[j * K + k] : B[k * N + j];
+          s += a * b;
+        }
+        C[i * N + j] = (beta ? C[i * N + j] : 0) + s + (bias ? bias[j] : 0);
+      }
+    }
+  },
+
+  layernorm(out, x, w, b, T, D, eps, mean, rstd) {
+    for (let t = 0; t < T; t++) {
+      let mu = 0;
+      for (let d = 0; d < D; d++) mu += x[t * D + d];
+      mu /= D;
+      let v = 0;
+      for (let d = 0; d < D; d++) v += (x[t * D + d] - mu) ** 2;
+      const rs = 1 / Math.sqrt(v / D + eps);
+      for (let d = 0; d < D; d++) out[t * D + d] = (x[t * D + d] - mu) * rs * w[d] + (b ? b[d] : 0);
+      if (mean) mean[t] = mu;
+      if (rstd) rstd[t] = rs;
+    }
+  },
+
+  geglu(out, x, T, I, act) {
+    for (let t = 0; t < T; t++)
+      for (let i = 0; i < I; i++) out[t * I + i] = activate(x[t * 2 * I + i], act) * x[t * 2 * I + I + i];
+  },
+
+  activation(out, x, n, act) {
+    for (let i = 0; i < n; i++) out[i] = activate(x[i], act);
+  },
+
+  embedding(out, table, ids, T, D, vocab) {
+    for (let t = 0; t < T; t++) {
+      const id = ids[t];
+      if (id < 0 || id >= vocab) throw new InputError(`token id ${id} at position ${t} is outside the vocabulary [0, ${vocab})`);
+      out.set(table.subarray(id * D, (id + 1) * D), t * D);
+    }
+  },
+
+  rope(qkv, pos, cos, sin, T, H, Dh, maxPos) {
+    const half = Dh / 2;
+    const hidden = H * Dh;
+    for (let t = 0; t < T; t++) {
+      const p = pos[t];
+      if (p < 0 || p >= maxPos) throw new InputError(`position ${p} is outside the RoPE table [0, ${maxPos})`);
+      for (let part = 0; part < 2; part++) {
+        for (let h = 0; h < H; h++) {
+          const base = t * 3 * hidden + part * hidden + h * Dh;
+          for (let i = 0; i < half; i++) {
+            const x1 = qkv[base + i];
+            const x2 = qkv[base + i + half];
+            const c = cos[p * half + i];
+            const s = sin[p * half + i];
+            qkv[base + i] = x1 * c - x2 * s;
+            qkv[base + i + half] = x2 * c + x1 * s;
+          }
+        }
+      }
+    }
+  },
+
+  attention(out, lse, qkv, cuSeqlens, numSeqs, H, Dh, window, scale) {
+    const hidden = H * Dh;
+    const T = cuSeqlens[numSeqs];
+    for (let s = 0; s < numSeqs; s++) {
+      const start = cuSeqlens[s];
+      const end = cuSeqlens[s + 1];
+      for (let h = 0; h < H; h++) {
+        for (let i = start; i < end; i++) {
+          const j0 = window < 0 ? start : Math.max(start, i - window);
+          const j1 = window < 0 ? end : Math.min(end, i + window + 1);
+          const scores = new Float64Array(j1 - j0);
+          let max = -Infinity;
+          for (let j = j0; j < j1; j++) {
+            let dot = 0;
+            for (let d = 0; d < Dh; d++) dot += qkv[i * 3 * hidden + h * Dh + d] * qkv[j * 3 * hidden + hidden + h * Dh + d];
+            scores[j - j0] = dot * scale;
+            max = Math.max(max, dot * scale);
+          }
+          let sum = 0;
+          for (let j = 0; j < scores.length; j++) sum += (scores[j] = Math.exp(scores[j] - max));
+          for (let d = 0; d < Dh; d++) {
+            let acc = 0;
+            for (let j = j0; j < j1; j++) acc += scores[j - j0] * qkv[j * 3 * hidden + 2 * hidden + h * Dh + d];
+            out[i * hidden + h * Dh + d] = acc / sum;
+          }
+          if (lse) lse[h * T + i] = max + Math.log(sum);
+        }
+      }
+    }
+  },
+};

@@ -1,0 +1,36 @@
+/**
+ * The kernel interface the model runs on. Two implementations share it: the native addon
+ * (`native.ts`, fast) and plain TypeScript (`reference.ts`, the test oracle). Shapes are row-major.
+ */
+export enum Activation {
+  GeluErf = 0,
+  GeluTanh = 1,
+  Silu = 2,
+  Relu = 3,
+  Identity = 4,
+}
+
+export interface Kernels {
+  readonly name: string;
+  /** C[M,N] = beta·C + op(A)·op(B) (+ bias[N]); op(A) = Aᵀ of A[K,M] when transA, op(B) = Bᵀ of B[N,K] when transB. */
+  gemm(C: Float32Array, A: Float32Array, B: Float32Array, bias: Float32Array | null, M: number, N: number, K: number,
+    transA: boolean, transB: boolean, beta: 0 | 1): void;
+  /** out[T,D] = (x − mean)·rstd·w + b per row; mean/rstd [T] are written when given. */
+  layernorm(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, T: number, D: number,
+    eps: number, mean: Float32Array | null, rstd: Float32Array | null): void;
+  /** out[T,I] = act(x[:, :I]) · x[:, I:] for x [T, 2I]. */
+  geglu(out: Float32Array, x: Float32Array, T: number, I: number, act: Activation): void;
+  /** out[n] = act(x[n]); in place allowed. */
+  activation(out: Float32Array, x: Float32Array, n: number, act: Activation): void;
+  /** out[T,D] = table[ids[t]]; ids outside [0, vocab) throw. */
+  embedding(out: Float32Array, table: Float32Array, ids: Int32Array, T: number, D: number, vocab: number): void;
+  /** Rotate-half RoPE in place on q and k of qkv [T, 3, H, Dh]; cos/sin tables [maxPos, Dh/2]. */
+  rope(qkv: Float32Array, pos: Int32Array, cos: Float32Array, sin: Float32Array, T: number, H: number, Dh: number,
+    maxPos: number): void;
+  /**
+   * Variable-length attention: out[T, H·Dh] from qkv [T, 3, H, Dh] over the sequences in cuSeqlens.
+   * window < 0 is global, else |i − j| ≤ window. lse [H, T] receives the log-sum-exp when given.
+   */
+  attention(out: Float32Array, lse: Float32Array | null, qkv: Float32Array, cuSeqlens: Int32Array, numSeqs: number,
+    H: number, Dh: number, window: number, scale: number): void;
+}

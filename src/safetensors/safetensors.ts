@@ -1,0 +1,269 @@
+/**
+ * safetensors reading and writing. The format: u64-LE header length N, N bytes of JSON
+ * ({name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}), then the data.
+ * Every check names the file and the tensor, so a damaged checkpoint says what is wrong.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { SafetensorsError } from '../errors.js';
+
+export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+const DTYPE_BYTES: Record<Dtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+/** Largest header we accept: real checkpoints have headers of a few hundred KB. */
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export interface TensorEntry {
+  dtype: Dtype;
+  shape: number[];
+  /** The raw little-endian bytes of the tensor (a view into the file buffer). */
+  bytes: Uint8Array;
+}
+
+export class SafetensorsFile {
+  constructor(
+    readonly path: string,
+    readonly tensors: Map<string, TensorEntry>,
+    readonly metadata: Record<string, string>,
+  ) {}
+
+  static read(path: string): SafetensorsFile {
+    let buf: Buffer;
+    try {
+      buf = readFileSync(path);
+    } catch (e) {
+      throw new SafetensorsError(`cannot read safetensors file ${path}: ${(e as Error).message}`);
+    }
+    return SafetensorsFile.parse(buf, path);
+  }
+
+  static parse(buf: Uint8Array, path: string): SafetensorsFile {
+    const fail = (msg: string): never => {
+      throw new SafetensorsError(`${path}: ${msg}`);
+    };
+    if (buf.length < 8) fail(`file is ${buf.length} bytes, too short for the 8-byte header length (truncated?)`);
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const headerLen = view.getBigUint64(0, true);
+    if (headerLen > BigInt(buf.length - 8))
+      fail(`header length ${headerLen} runs past the end of the file (${buf.length} bytes; truncated or not safetensors)`);
+    if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes`);
+    const n = Number(headerLen);
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + n)));
+    } catch (e) {
+      return fail(`header is not valid JSON (${(e as Error).message})`);
+    }
+    if (header === null || typeof header !== 'object' || Array.isArray(header)) return fail('header is not a JSON object');
+    const dataStart = 8 + n;
+    const dataLen = buf.length - dataStart;
+    const tensors = new Map<string, TensorEntry>();
+    let metadata: Record<string, string> = {};
+    const spans: [number, number, string][] = [];
+    for (const [name, raw] of Object.entries(header)) {
+      if (name === '__metadata__') {
+        metadata = raw as Record<string, string>;
+        continue;
+      }
+      const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      if (typeof info !== 'object' || info === null) fail(`tensor '${name}': entry is not an object`);
+      const dtype = info.dtype as Dtype;
+      if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES))
+        fail(`tensor '${name}': unknown dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+      const shape = info.shape;
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+        fail(`tensor '${name}': shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+      const offsets = info.data_offsets;
+      if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0))
+        fail(`tensor '${name}': data_offsets ${JSON.stringify(offsets)} is not [begin, end]`);
+      const [begin, end] = offsets as number[];
+      if (begin > end) fail(`tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
+      if (end > dataLen)
+        fail(`tensor '${name}': data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes; file truncated?)`);
+      const elements = (shape as number[]).reduce((a, b) => a * b, 1);
+      const expected = elements * DTYPE_BYTES[dtype];
+      if (end - begin !== expected)
+        fail(`tensor '${name}': ${end - begin} bytes for ${dtype} shape [${shape}] which needs ${expected}`);
+      spans.push([begin, end, name]);
+      tensors.set(name, { dtype, shape: shape as number[], bytes: buf.subarray(dataStart + begin, dataStart + end) });
+    }
+    spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    for (let i = 1; i < spans.length; i++)
+      if (spans[i][0] < spans[i - 1][1] && spans[i][1] > spans[i][0])
+        fail(`tensors '${spans[i - 1][2]}' and '${spans[i][2]}' overlap (data_offsets [${spans[i - 1][0]}, ${spans[i - 1][1]}] and [${spans[i][0]}, ${spans[i][1]}])`);
+    return new SafetensorsFile(path, tensors, metadata);
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  entry(name: string): TensorEntry {
+    const e = this.tensors.get(name);
+    if (!e) throw new SafetensorsError(`${this.path}: no tensor named '${name}'`);
+    return e;
+  }
+
+  /** The tensor as float32 (F32 copied; F16, BF16 and F64 converted). */
+  float32(name: string): Float32Array {
+    const e = this.entry(name);
+    return toFloat32(e, `${this.path}: tensor '${name}'`);
+  }
+
+  /** An integer tensor (I64, I32, ...) as Int32Array; values outside int32 throw. */
+  int32(name: string): Int32Array {
+    const e = this.entry(name);
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    const out = new Int32Array(n);
+    const v = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
+    for (let i = 0; i < n; i++) {
+      let x: number;
+      switch (e.dtype) {
+        case 'I64': x = Number(v.getBigInt64(i * 8, true)); break;
+        case 'I32': x = v.getInt32(i * 4, true); break;
+        case 'I16': x = v.getInt16(i * 2, true); break;
+        case 'I8': x = v.getInt8(i); break;
+        case 'U8': case 'BOOL': x = v.getUint8(i); break;
+        default: throw new SafetensorsError(`${this.path}: tensor '${name}' is ${e.dtype}, not an integer tensor`);
+      }
+      if (x !== (x | 0)) throw new SafetensorsError(`${this.path}: tensor '${name}' value ${x} does not fit in int32`);
+      out[i] = x;
+    }
+    return out;
+  }
+}
+
+/** IEEE half to float, exact for normals, subnormals, infinities and NaN. */
+export function f16ToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+function toFloat32(e: TensorEntry, what: string): Float32Array {
+  const n = e.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  const v = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
+  switch (e.dtype) {
+    case 'F32':
+      for (let i = 0; i < n; i++) out[i] = v.getFloat32(i * 4, true);
+      break;
+    case 'F64':
+      for (let i = 0; i < n; i++) out[i] = v.getFloat64(i * 8, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(v.getUint16(i * 2, true));
+      break;
+    case 'BF16': {
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) bits[i] = v.getUint16(i * 2, true) << 16;
+      break;
+    }
+    default:
+      throw new SafetensorsError(`${what} has dtype ${e.dtype}, expected a float dtype (F32, F16, BF16, F64)`);
+  }
+  return out;
+}
+
+export interface TensorToWrite {
+  dtype: 'F32' | 'BF16' | 'F16' | 'I64' | 'I32';
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+function f32ToBf16(x: number, scratch: Float32Array, bits: Uint32Array): number {
+  scratch[0] = x;
+  const b = bits[0];
+  if ((b & 0x7fffffff) > 0x7f800000) return 0x7fc0; // NaN
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff; // round to nearest even
+}
+
+function roundHalfEven(q: number): number {
+  const floor = Math.floor(q);
+  const rem = q - floor;
+  return rem > 0.5 || (rem === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
+}
+
+function f32ToF16(x: number): number {
+  // Round to nearest even through float64 arithmetic; handles subnormals and overflow.
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (Number.isNaN(x)) return 0x7e00;
+  if (a >= 65520) return sign | 0x7c00;
+  if (a < 2 ** -14) return sign | roundHalfEven(a / 2 ** -24); // subnormal (may round up to the smallest normal)
+  let exp = Math.floor(Math.log2(a));
+  if (2 ** exp > a) exp--;
+  const frac = a / 2 ** exp - 1;
+  let mant = roundHalfEven(frac * 1024);
+  if (mant === 1024) {
+    mant = 0;
+    exp++;
+  }
+  if (exp + 15 >= 31) return sign | 0x7c00;
+  return sign | ((exp + 15) << 10) | mant;
+}
+
+function encode(t: TensorToWrite): Uint8Array {
+  const n = t.data.length;
+  const scratch = new Float32Array(1);
+  const bits = new Uint32Array(scratch.buffer);
+  switch (t.dtype) {
+    case 'F32':
+      return new Uint8Array(Float32Array.from(t.data).buffer);
+    case 'I32':
+      return new Uint8Array(Int32Array.from(t.data).buffer);
+    case 'I64': {
+      const out = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) out[i] = BigInt(t.data[i]);
+      return new Uint8Array(out.buffer);
+    }
+    case 'BF16': {
+      const out = new Uint16Array(n);
+      for (let i = 0; i < n; i++) out[i] = f32ToBf16(t.data[i], scratch, bits);
+      return new Uint8Array(out.buffer);
+    }
+    case 'F16': {
+      const out = new Uint16Array(n);
+      for (let i = 0; i < n; i++) out[i] = f32ToF16(t.data[i]);
+      return new Uint8Array(out.buffer);
+    }
+  }
+}
+
+/**
+ * Writes tensors to `path` atomically: a temporary file beside it, fsync, then rename, so a crash
+ * never leaves a half-written checkpoint where a good one was.
+ */
+export function writeSafetensors(path: string, tensors: Map<string, TensorToWrite>, metadata: Record<string, string> = {}): void {
+  const names = [...tensors.keys()].sort();
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  const blobs: Uint8Array[] = [];
+  let offset = 0;
+  for (const name of names) {
+    const t = tensors.get(name)!;
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    if (size !== t.data.length) throw new SafetensorsError(`${path}: tensor '${name}' has ${t.data.length} values for shape [${t.shape}]`);
+    const bytes = encode(t);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+    blobs.push(bytes);
+    offset += bytes.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const headerBytes = Buffer.from(json);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBytes.length));
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, len);
+    writeSync(fd, headerBytes);
+    for (const b of blobs) writeSync(fd, b);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
