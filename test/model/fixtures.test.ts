@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ModernBertForMaskedLM, ModernBertForSequenceClassification, ModernBertForTokenClassification, ModernBertModel,
+  ModernBertForMaskedLM, ModernBertForSequenceClassification, ModernBertForTokenClassification, ModernBertModel, type SequenceClassifierOutput,
 } from '../../src/index.js';
 import { assertClose, cases, expected, fixtureDir, MODEL_FIXTURES, realRows, rows2d } from '../helpers/fixtures.js';
 
@@ -36,7 +36,8 @@ for (const name of MODEL_FIXTURES) {
           if (model instanceof ModernBertForSequenceClassification) {
             assert.deepEqual(logits.dims, [c.batch, model.config.num_labels]);
             assertClose(logits.data, exp.float32(`${c.id}.logits`), 'logits');
-            assertClose((out as { pooled: { data: Float32Array } }).pooled.data, exp.float32(`${c.id}.pooled`), 'pooled');
+            const { pooled } = out as SequenceClassifierOutput;
+            assertClose(pooled.data, exp.float32(`${c.id}.pooled`), 'pooled');
           } else {
             const width = logits.dims[2];
             assertClose(realRows(logits.data, mask, width), exp.float32(`${c.id}.logits`), 'logits');
