@@ -80,6 +80,36 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// packWeight(W, N, K) -> Float32Array: W [N, K] packed for gemmPacked (layout of the active ISA).
+Napi::Value PackWeight(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int N = intArg(info, 1, "N"), K = intArg(info, 2, "K");
+  CHECK_ENV(env);
+  const float* W = f32(info, 0, "W", size_t(N) * K);
+  CHECK_ENV(env);
+  Napi::Float32Array packed = Napi::Float32Array::New(env, mb::packed_weight_size(N, K));
+  mb::pack_weight(packed.Data(), W, N, K);
+  return packed;
+}
+
+// gemmPacked(C, A, Wp, bias|null, M, N, K, beta): gemm(C, A, W, bias, M, N, K, false, true, beta), Wp = packWeight(W).
+Napi::Value GemmPacked(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int M = intArg(info, 4, "M"), N = intArg(info, 5, "N"), K = intArg(info, 6, "K");
+  CHECK_ENV(env);
+  float* C = f32(info, 0, "C", size_t(M) * N);
+  const float* A = f32(info, 1, "A", size_t(M) * K);
+  const float* Wp = f32(info, 2, "Wp", mb::packed_weight_size(N, K));
+  const float* bias = f32(info, 3, "bias", N, true);
+  CHECK_ENV(env);
+  if (info[2].As<Napi::Float32Array>().ElementLength() != mb::packed_weight_size(N, K)) {
+    Napi::RangeError::New(env, "argument 'Wp' is not packWeight(W, N, K) for this N and K").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  mb::gemm_packed(C, A, Wp, bias, M, N, K, info[7].ToNumber().FloatValue());
+  return env.Undefined();
+}
+
 // layernorm(out, x, w, b|null, T, D, eps, mean|null, rstd|null)
 Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -343,6 +373,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
+  exports.Set("packWeight", Napi::Function::New(env, PackWeight));
+  exports.Set("gemmPacked", Napi::Function::New(env, GemmPacked));
   exports.Set("layernorm", Napi::Function::New(env, LayerNorm));
   exports.Set("geglu", Napi::Function::New(env, Geglu));
   exports.Set("activation", Napi::Function::New(env, Activation));

@@ -1,5 +1,5 @@
 // Row-wise and element-wise kernels, forward and backward: LayerNorm, activations, GeGLU, embedding gather and
-// scatter-add, RoPE; and the FMA peak probe. The vectorised bodies live in elementwise_impl.h, compiled once per
+// scatter-add, RoPE. The vectorised bodies live in elementwise_impl.h, compiled once per
 // ISA (AVX-512, AVX2, portable) under `#pragma GCC target` and picked at run time by active_isa().
 #include <immintrin.h>
 
@@ -9,10 +9,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "cpu_features.h"
 #include "kernels.h"
@@ -192,36 +190,6 @@ void rope(float* qkv, const int32_t* pos, const float* cos, const float* sin, in
 
 void rope_backward(float* dqkv, const int32_t* pos, const float* cos, const float* sin, int T, int H, int Dh) {
   rope_apply(dqkv, pos, cos, sin, T, H, Dh, -1.f);
-}
-
-double fma_peak_gflops(double seconds) {
-  // Each task runs independent FMA chains (enough to hide latency) on registers only.
-  const int threads = num_threads();
-  std::vector<double> flops(threads, 0.0);
-  const auto t0 = std::chrono::steady_clock::now();
-  parallel_for(threads, [&](int t) {
-    constexpr int chains = 16, width = 16;
-    float acc[chains][width];
-    for (int c = 0; c < chains; c++)
-      for (int w = 0; w < width; w++) acc[c][w] = 0.001f * (c + w);
-    const float mul = 0.999999f, add = 1e-7f;
-    double done = 0;
-    const auto start = std::chrono::steady_clock::now();
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
-      for (int it = 0; it < 4096; it++)
-        for (int c = 0; c < chains; c++)
-          for (int w = 0; w < width; w++) acc[c][w] = acc[c][w] * mul + add;
-      done += 4096.0 * chains * width * 2;
-    }
-    float sink = 0;
-    for (int c = 0; c < chains; c++)
-      for (int w = 0; w < width; w++) sink += acc[c][w];
-    flops[t] = done + (sink == 12345.f ? 1 : 0);
-  });
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double total = 0;
-  for (double f : flops) total += f;
-  return total / elapsed / 1e9;
 }
 
 }  // namespace mb

@@ -60,7 +60,15 @@ void rope_backward(float* dqkv, const int32_t* pos, const float* cos, const floa
 // dtable[ids[t], :] += dout[t, :] for every t with ids[t] != paddingIdx (paddingIdx < 0: none skipped).
 void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int T, int D, int paddingIdx);
 
-// Measured float32 FMA throughput of this machine with the pool's threads, in GFLOP/s.
+
+// Prepacked weights for the forward Linear (gemm with transB = true and a fixed W [N, K]): pack_weight
+// writes W into packed_weight_size(N, K) floats in the layout the active ISA's microkernel reads, and
+// gemm_packed(C, A, Wp, ...) = gemm(C, A, W, ..., transA = false, transB = true, beta).
+size_t packed_weight_size(int N, int K);
+void pack_weight(float* Wp, const float* W, int N, int K);
+void gemm_packed(float* C, const float* A, const float* Wp, const float* bias, int M, int N, int K, float beta);
+
+// Measured float32 FMA throughput (widest FMA the active ISA has) of this machine with the pool's threads, in GFLOP/s.
 double fma_peak_gflops(double seconds);
 
 }  // namespace mb

@@ -13,6 +13,9 @@ export interface NativeInfo {
 }
 
 interface Addon extends Omit<Kernels, 'name'> {
+  packWeight(W: Float32Array, N: number, K: number): Float32Array;
+  gemmPacked(C: Float32Array, A: Float32Array, Wp: Float32Array, bias: Float32Array | null, M: number, N: number,
+    K: number, beta: 0 | 1): void;
   fmaPeak(seconds: number): number;
   setNumThreads(n: number): number;
   info(): NativeInfo;
@@ -47,6 +50,20 @@ export const nativeKernels: Kernels = {
   ropeBackward: addon.ropeBackward,
   embeddingBackward: addon.embeddingBackward,
 };
+
+/**
+ * Packs a Linear weight W [N, K] (PyTorch [out, in]) once for `gemmPacked`, in the layout of the ISA
+ * this process uses. The result is opaque: only gemmPacked reads it.
+ */
+export function packWeight(W: Float32Array, N: number, K: number): Float32Array {
+  return addon.packWeight(W, N, K);
+}
+
+/** C[M,N] = beta·C + A[M,K]·Wᵀ (+ bias[N]) with Wp = packWeight(W, N, K): gemm(..., false, true, beta) without repacking W. */
+export function gemmPacked(C: Float32Array, A: Float32Array, Wp: Float32Array, bias: Float32Array | null, M: number,
+  N: number, K: number, beta: 0 | 1): void {
+  addon.gemmPacked(C, A, Wp, bias, M, N, K, beta);
+}
 
 /** Sets the size of the native thread pool (n ≤ 0: MODERNBERT_NUM_THREADS, else all cores); returns it. */
 export function setNumThreads(n: number): number {

@@ -1,0 +1,66 @@
+/**
+ * Child process of gemm.test.ts: runs the native GEMM (with the ISA and thread count the parent put in
+ * MODERNBERT_ISA / MODERNBERT_NUM_THREADS, read once per process) against the reference on awkward
+ * shapes and prints one JSON line: the ISA in use and the failures.
+ */
+import { referenceKernels } from '../../src/kernels/reference.js';
+import { gemmPacked, nativeInfo, nativeKernels, packWeight } from '../../src/kernels/native.js';
+
+// Shapes: unit, odd, narrower than a SIMD vector, M = 1 against wide N, K across the depth block (256),
+// N across the column block (1024), K = 0 (C = beta·C + bias).
+export const SHAPES: [number, number, number][] = [
+  [1, 1, 1], [7, 13, 5], [33, 65, 17], [100, 3, 48], [257, 300, 129], [1, 2304, 64], [3, 50, 1],
+  [29, 33, 530], [15, 1100, 40], [300, 17, 600], [5, 7, 0], [64, 96, 192],
+];
+
+let seed = 12345;
+function random(n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    out[i] = seed / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+/**
+ * Float32 accumulation over K terms drifts like sqrt(K)·2⁻²⁴ relative to the size of the result;
+ * allow 1e-6·sqrt(K+1)·max(1, max|C|), ~16× that, so any wrong index (an O(1) error) still fails.
+ */
+function maxExcess(got: Float32Array, want: Float32Array, K: number): number {
+  let scale = 1;
+  for (const v of want) scale = Math.max(scale, Math.abs(v));
+  const tol = 1e-6 * Math.sqrt(K + 1) * scale;
+  let worst = 0;
+  for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / tol);
+  return worst; // > 1 fails
+}
+
+const failures: string[] = [];
+let cases = 0;
+for (const [M, N, K] of SHAPES)
+  for (const transA of [false, true])
+    for (const transB of [false, true])
+      for (const beta of [0, 1] as const)
+        for (const withBias of [false, true]) {
+          const A = random(M * K), B = random(K * N), bias = withBias ? random(N) : null, C0 = random(M * N);
+          const got = C0.slice(), want = C0.slice();
+          nativeKernels.gemm(got, A, B, bias, M, N, K, transA, transB, beta);
+          referenceKernels.gemm(want, A, B, bias, M, N, K, transA, transB, beta);
+          const e = maxExcess(got, want, K);
+          cases++;
+          if (!(e <= 1)) failures.push(`gemm ${M}x${N}x${K} transA=${transA} transB=${transB} beta=${beta} bias=${withBias}: ${e.toFixed(1)}× tolerance`);
+        }
+// Prepacked weights: the same product as gemm with transB.
+for (const [M, N, K] of SHAPES)
+  for (const beta of [0, 1] as const) {
+    const A = random(M * K), W = random(N * K), bias = random(N), C0 = random(M * N);
+    const got = C0.slice(), want = C0.slice();
+    gemmPacked(got, A, packWeight(W, N, K), bias, M, N, K, beta);
+    referenceKernels.gemm(want, A, W, bias, M, N, K, false, true, beta);
+    const e = maxExcess(got, want, K);
+    cases++;
+    if (!(e <= 1)) failures.push(`gemmPacked ${M}x${N}x${K} beta=${beta}: ${e.toFixed(1)}× tolerance`);
+  }
+const info = nativeInfo();
+console.log(JSON.stringify({ isa: info.isa, threads: info.threads, cases, failures }));
