@@ -146,6 +146,23 @@ MB_INLINE Vf vexp(Vf x) {
   return scale_pow2(p, n);
 }
 
+// 2^x by rounding x to an integer n (r = x − n is exact) and Cephes' degree-6 polynomial for 2^r on
+// [−1/2, 1/2]: about 2 ulps; 2^(−inf) = 0 exactly. The attention softmax works in base 2 (scores pre-scaled by
+// log2 e), which saves exp's range reduction.
+MB_INLINE Vf vexp2(Vf x) {
+  x = vmin(vmax(x, set1(-200.f)), set1(127.f));
+  const Vf n = vround(x);
+  const Vf r = x - n;
+  Vf p = set1(1.535336188319500e-4f);
+  p = fma(p, r, set1(1.339887440266574e-3f));
+  p = fma(p, r, set1(9.618437357674640e-3f));
+  p = fma(p, r, set1(5.550332471162809e-2f));
+  p = fma(p, r, set1(2.402264791363012e-1f));
+  p = fma(p, r, set1(6.931472028550421e-1f));
+  p = fma(p, r, set1(1.f));
+  return scale_pow2(p, n);
+}
+
 // Φ(x), the standard normal CDF = 0.5·(1 + erf(x/√2)), through erfc so neither tail cancels: Numerical Recipes'
 // erfc fit (fractional error < 1.2e-7 everywhere, the one the TypeScript reference uses), evaluated in float32.
 MB_INLINE Vf vnormcdf(Vf x) {
