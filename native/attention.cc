@@ -21,6 +21,20 @@
 #include "threadpool.h"
 
 namespace mb {
+namespace {
+
+// Sets flush-to-zero and denormals-are-zero for the current thread while alive. Peaked softmax rows produce
+// probabilities below 2^-126; without this every FMA that touches one takes a microcode assist (measured:
+// 6× slower attention for scores with a standard deviation of 9). The values lost are below 1.2e-38.
+struct FlushDenormals {
+  unsigned saved;
+  FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }
+  ~FlushDenormals() { _mm_setcsr(saved); }
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+};
+
+}  // namespace
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")

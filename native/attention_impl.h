@@ -4,7 +4,7 @@
 // Layout of the work: a tile is (block of keys) × (block of queries). Scores are kept transposed, St[key][query],
 // so the online-softmax statistics (max, sum) of W queries sit in one vector and every step is lane-parallel.
 // All products go through tile_gemm, a register-blocked C (+)= A·B whose A operand is read element by element
-// with arbitrary strides (rows of K or V straight from qkv, or Pᵀ), so nothing but Qᵀ needs transposing.
+// with arbitrary strides (packed rows of K or V, or Pᵀ), so nothing but Qᵀ needs transposing.
 
 // Rows of C that one microkernel call holds in registers, for nv vectors of columns.
 constexpr int rows_for(int nv) {
@@ -81,28 +81,26 @@ static float* scratch(std::vector<float>& buf, size_t n) {
   return buf.data();
 }
 
-// dst[d·ld + i] = src[i·stride + d] for i < n, d < Dh; columns n..cols-1 are zeroed.
-static void transpose_in(float* dst, int ld, const float* src, size_t stride, int n, int cols, int Dh) {
+// dst[d·ld + i] = mul·src[i·stride + d] for i < n, d < Dh; columns n..cols-1 are zeroed.
+static void transpose_in(float* dst, int ld, const float* src, size_t stride, int n, int cols, int Dh, float mul) {
   for (int d = 0; d < Dh; d++) {
     float* o = dst + size_t(d) * ld;
-    for (int i = 0; i < n; i++) o[i] = src[i * stride + d];
+    for (int i = 0; i < n; i++) o[i] = mul * src[i * stride + d];
     for (int i = n; i < cols; i++) o[i] = 0.f;
   }
 }
 
-// Rows of Dh floats at `stride`, as a B operand of Dp = round_up(Dh, W) columns: the rows themselves when
-// Dh is a multiple of W, else copied into zero-padded rows (a vector load must not run past the buffer).
-static const float* rows_operand(const float* src, size_t stride, int n, int Dh, int Dp, float* buf, int* ld) {
-  if (Dh == Dp) {
-    *ld = int(stride);
-    return src;
-  }
+constexpr float kLog2e = 1.44269504088896341f, kLn2 = 0.69314718055994531f;
+
+// dst[i·Dp + d] = src[i·stride + d] for i < n, d < Dh, zero for Dh <= d < Dp: rows of one head gathered into a
+// contiguous, W-padded block. Rows of qkv sit 3·H·Dh floats apart, a stride that maps them onto a few L1 sets and
+// defeats the prefetcher; packed once, the tiles stream them and every vector load is in bounds.
+static void pack_rows(float* dst, const float* src, size_t stride, int n, int Dh, int Dp) {
   for (int i = 0; i < n; i++) {
-    std::memcpy(buf + size_t(i) * Dp, src + i * stride, sizeof(float) * Dh);
-    std::memset(buf + size_t(i) * Dp + Dh, 0, sizeof(float) * (Dp - Dh));
+    const float* r = src + i * stride;
+    float* o = dst + size_t(i) * Dp;
+    for (int d = 0; d < Dp; d += W) store(o + d, d + W <= Dh ? load(r + d) : loadn(r + d, std::max(0, Dh - d)));
   }
-  *ld = Dp;
-  return buf;
 }
 
 // In St[nk][ld] (key kb+j, query q0+i), every score outside the window |query − key| ≤ window becomes -inf.
@@ -134,6 +132,36 @@ static void block_sizes(int window, int* Bq, int* Bk) {
 
 struct QueryBlock { int seq, q0, q1; };
 
+// One tile of the online softmax, lane-parallel over NV·W queries: St[nk][NV·W] holds base-2 scores and
+// becomes P; the running max m, sum l and this tile's rescale factor corr (all [NV·W]) are updated. Rows of St
+// are visited in order with one accumulator per query vector, so the chains of different vectors overlap and
+// (NV being a constant) stay in registers.
+template <int NV>
+static void online_softmax(float* St, int nk, float* m, float* l, float* corr) {
+  constexpr int ld = NV * W;
+  Vf acc[NV], msafe[NV];
+  for (int v = 0; v < NV; v++) acc[v] = load(St + v * W);
+  for (int j = 1; j < nk; j++)
+    for (int v = 0; v < NV; v++) acc[v] = vmax(acc[v], load(St + size_t(j) * ld + v * W));
+  for (int v = 0; v < NV; v++) {
+    const Vf mold = load(m + v * W);
+    const Vf mnew = vmax(mold, acc[v]);
+    // A query with no visible key yet keeps m = -inf; subtract 0 then so exp2(-inf) gives 0, not NaN.
+    msafe[v] = select_eq(mnew, set1(-INFINITY), zero(), mnew);
+    store(corr + v * W, vexp2(mold - msafe[v]));
+    store(m + v * W, mnew);
+    acc[v] = zero();
+  }
+  for (int j = 0; j < nk; j++)
+    for (int v = 0; v < NV; v++) {
+      float* p = St + size_t(j) * ld + v * W;
+      const Vf e = vexp2(load(p) - msafe[v]);
+      store(p, e);
+      acc[v] = acc[v] + e;
+    }
+  for (int v = 0; v < NV; v++) store(l + v * W, fma(load(l + v * W), load(corr + v * W), acc[v]));
+}
+
 static void attention_forward(float* out, float* lse, const float* qkv, const int32_t* cu, int numSeqs, int H,
                               int Dh, int window, float scale) {
   const int hidden = H * Dh;
@@ -150,21 +178,35 @@ static void attention_forward(float* out, float* lse, const float* qkv, const in
     for (int q = cu[s]; q < cu[s + 1]; q += Bq) blocks.push_back({s, q, std::min(cu[s + 1], q + Bq)});
   const int nb = int(blocks.size());
   const QueryBlock* blk = blocks.data();
+  // K and V of every head, packed once: [H][T][Dp] each. Shared by all tasks; kernels are called from one
+  // thread at a time (the pool is not re-entrant), so one buffer per process suffices.
+  static std::vector<float> kvbuf;
+  float* Kall = scratch(kvbuf, 2 * size_t(H) * T * Dp);
+  float* Vall = Kall + size_t(H) * T * Dp;
+  const int packGrain = 256;
+  parallel_for((T + packGrain - 1) / packGrain, [&](int c) {
+    const int t0 = c * packGrain, n = std::min(T, t0 + packGrain) - t0;
+    for (int h = 0; h < H; h++) {
+      pack_rows(Kall + (size_t(h) * T + t0) * Dp, qkv + t0 * stride + hidden + h * Dh, stride, n, Dh, Dp);
+      pack_rows(Vall + (size_t(h) * T + t0) * Dp, qkv + t0 * stride + 2 * hidden + h * Dh, stride, n, Dh, Dp);
+    }
+  });
   parallel_for(nb * H, [&](int task) {
+    const FlushDenormals ftz;
     const QueryBlock b = blk[task / H];
     const int h = task % H;
     const int start = cu[b.seq], end = cu[b.seq + 1];
     const int q0 = b.q0, nq = b.q1 - b.q0;
     static thread_local std::vector<float> buf;
-    float* Qt = scratch(buf, size_t(Dh) * Bq + size_t(Bk) * Bq + size_t(Bq) * Dp + 3 * size_t(Bq) + size_t(Bk) * Dp);
+    float* Qt = scratch(buf, size_t(Dh) * Bq + size_t(Bk) * Bq + size_t(Bq) * Dp + 3 * size_t(Bq));
     float* St = Qt + size_t(Dh) * Bq;
     float* O = St + size_t(Bk) * Bq;
     float* m = O + size_t(Bq) * Dp;
     float* l = m + Bq;
     float* corr = l + Bq;
-    float* Vbuf = corr + Bq;
 
-    transpose_in(Qt, Bq, qkv + q0 * stride + h * Dh, stride, nq, Bq, Dh);
+    // Scores come out in base-2 units, s·log2 e, so the softmax can use exp2.
+    transpose_in(Qt, Bq, qkv + q0 * stride + h * Dh, stride, nq, Bq, Dh, scale * kLog2e);
     std::fill(O, O + size_t(Bq) * Dp, 0.f);
     std::fill(m, m + Bq, -INFINITY);
     std::fill(l, l + Bq, 0.f);
@@ -174,47 +216,29 @@ static void attention_forward(float* out, float* lse, const float* qkv, const in
       kLo = std::max(start, q0 - window);
       kHi = std::min(end, q0 + nq + window);
     }
-    const Vf vscale = set1(scale), ninf = set1(-INFINITY);
+    const int nv = Bq / W;  // query vectors per key row
     for (int kb = kLo; kb < kHi; kb += Bk) {
       const int nk = std::min(Bk, kHi - kb);
-      const float* K = qkv + kb * stride + hidden + h * Dh;
-      // St[j][i] = k_j · q_i
-      tile_gemm<false>(St, Bq, K, int(stride), 1, Qt, Bq, nk, Bq, Dh);
+      const float* Kp = Kall + (size_t(h) * T + kb) * Dp;
+      const float* Vp = Vall + (size_t(h) * T + kb) * Dp;
+      // St[j][i] = log2 e · scale · k_j · q_i
+      tile_gemm<false>(St, Bq, Kp, Dp, 1, Qt, Bq, nk, Bq, Dh);
       mask_window(St, Bq, kb, nk, q0, nq, window);
-      for (int i = 0; i < Bq; i += W) {
-        Vf cm = load(St + i);
-        for (int j = 1; j < nk; j++) cm = vmax(cm, load(St + size_t(j) * Bq + i));
-        const Vf mold = load(m + i);
-        const Vf mnew = vmax(mold, cm * vscale);
-        // A query with no visible key yet keeps m = -inf; subtract 0 then so exp(-inf) gives 0, not NaN.
-        const Vf msafe = select_eq(mnew, ninf, zero(), mnew);
-        const Vf c = vexp(mold - msafe);
-        Vf sum = zero();
-        for (int j = 0; j < nk; j++) {
-          float* p = St + size_t(j) * Bq + i;
-          const Vf e = vexp(fma(load(p), vscale, zero() - msafe));
-          store(p, e);
-          sum = sum + e;
-        }
-        store(m + i, mnew);
-        store(l + i, fma(load(l + i), c, sum));
-        store(corr + i, c);
-      }
+      if (nv == 64 / W) online_softmax<64 / W>(St, nk, m, l, corr);
+      else online_softmax<32 / W>(St, nk, m, l, corr);
       for (int i = 0; i < nq; i++) {
         if (corr[i] == 1.f) continue;
         const Vf c = set1(corr[i]);
         for (int d = 0; d < Dp; d += W) store(O + size_t(i) * Dp + d, load(O + size_t(i) * Dp + d) * c);
       }
-      int ldv;
-      const float* V = rows_operand(K + hidden, stride, nk, Dh, Dp, Vbuf, &ldv);
       // O[i] += Σ_j P[j][i] v_j
-      tile_gemm<true>(O, Dp, St, 1, Bq, V, ldv, nq, Dp, nk);
+      tile_gemm<true>(O, Dp, St, 1, Bq, Vp, Dp, nq, Dp, nk);
     }
     for (int i = 0; i < nq; i++) {
       float* o = out + size_t(q0 + i) * hidden + h * Dh;
       const float inv = 1.f / l[i];
       for (int d = 0; d < Dh; d++) o[d] = O[size_t(i) * Dp + d] * inv;
-      if (lse) lse[size_t(h) * T + q0 + i] = m[i] + std::log(l[i]);
+      if (lse) lse[size_t(h) * T + q0 + i] = m[i] * kLn2 + std::log(l[i]);
     }
   });
 }
@@ -231,23 +255,36 @@ static void attention_backward(float* dqkv, const float* dout, const float* qkv,
   int Bq, Bk;
   block_sizes(window, &Bq, &Bk);
   parallel_for(numSeqs * H, [&](int task) {
+    const FlushDenormals ftz;
     const int s = task / H, h = task % H;
     const int start = cu[s], end = cu[s + 1], n = end - start;
     if (n == 0) return;
+    // Everything this (sequence, head) reads, packed once: Qᵀ and dOᵀ as [Dh][n + Bq] (zero columns past n, so
+    // a block starting anywhere reads Bq valid-or-zero columns), Q, dO, K, V as [n][Dp] rows; then the
+    // accumulators and one tile of P and dS.
+    const int ldt = n + Bq;
     static thread_local std::vector<float> buf;
-    const size_t need = size_t(n) * (Dp + 1) + 2 * size_t(Dh) * Bq + 2 * size_t(Bk) * Bq + 2 * size_t(Bk) * Dp +
-                        2 * size_t(Bq) * Dp + size_t(Bk) * Dp;
-    float* dQ = scratch(buf, need);
+    const size_t need = 2 * size_t(Dh) * ldt + 5 * size_t(n) * Dp + size_t(n) + 2 * size_t(Bk) * Bq + 2 * size_t(Bk) * Dp;
+    float* Qt = scratch(buf, need);
+    float* dOt = Qt + size_t(Dh) * ldt;
+    float* Qp = dOt + size_t(Dh) * ldt;
+    float* dOp = Qp + size_t(n) * Dp;
+    float* Kp = dOp + size_t(n) * Dp;
+    float* Vp = Kp + size_t(n) * Dp;
+    float* dQ = Vp + size_t(n) * Dp;
     float* Dvec = dQ + size_t(n) * Dp;
-    float* Qt = Dvec + n;
-    float* dOt = Qt + size_t(Dh) * Bq;
-    float* P = dOt + size_t(Dh) * Bq;
+    float* P = Dvec + n;
     float* dS = P + size_t(Bk) * Bq;
     float* dK = dS + size_t(Bk) * Bq;
     float* dV = dK + size_t(Bk) * Dp;
-    float* Qbuf = dV + size_t(Bk) * Dp;
-    float* dObuf = Qbuf + size_t(Bq) * Dp;
-    float* Kbuf = dObuf + size_t(Bq) * Dp;
+    const float* q = qkv + size_t(start) * stride + h * Dh;
+    const float* dO = dout + size_t(start) * hidden + h * Dh;
+    transpose_in(Qt, ldt, q, stride, n, ldt, Dh, scale * kLog2e);  // scores in base-2 units, as in the forward
+    transpose_in(dOt, ldt, dO, hidden, n, ldt, Dh, 1.f);
+    pack_rows(Qp, q, stride, n, Dh, Dp);
+    pack_rows(dOp, dO, hidden, n, Dh, Dp);
+    pack_rows(Kp, q + hidden, stride, n, Dh, Dp);
+    pack_rows(Vp, q + 2 * hidden, stride, n, Dh, Dp);
     const float* lseh = lse + size_t(h) * T;
 
     std::fill(dQ, dQ + size_t(n) * Dp, 0.f);
@@ -264,10 +301,8 @@ static void attention_backward(float* dqkv, const float* dout, const float* qkv,
     const Vf vscale = set1(scale);
     for (int kb = start; kb < end; kb += Bk) {
       const int nk = std::min(Bk, end - kb);
-      const float* Kr = qkv + kb * stride + hidden + h * Dh;
-      const float* Vr = Kr + hidden;
-      int ldk;
-      const float* Kop = rows_operand(Kr, stride, nk, Dh, Dp, Kbuf, &ldk);
+      const float* Kb = Kp + size_t(kb - start) * Dp;
+      const float* Vb = Vp + size_t(kb - start) * Dp;
       std::fill(dK, dK + size_t(Bk) * Dp, 0.f);
       std::fill(dV, dV + size_t(Bk) * Dp, 0.f);
       int qLo = start, qHi = end;
@@ -276,35 +311,28 @@ static void attention_backward(float* dqkv, const float* dout, const float* qkv,
         qHi = std::min(end, kb + nk + window);
       }
       for (int q0 = qLo; q0 < qHi; q0 += Bq) {
-        const int nq = std::min(Bq, qHi - q0);
-        const float* Qr = qkv + q0 * stride + h * Dh;
-        const float* dOr = dout + size_t(q0) * hidden + h * Dh;
-        transpose_in(Qt, Bq, Qr, stride, nq, Bq, Dh);
-        transpose_in(dOt, Bq, dOr, hidden, nq, Bq, Dh);
-        // P[j][i] = exp(scale·k_j·q_i − lse_i); dP[j][i] = v_j · dO_i
-        tile_gemm<false>(P, Bq, Kr, int(stride), 1, Qt, Bq, nk, Bq, Dh);
+        const int nq = std::min(Bq, qHi - q0), qi = q0 - start;
+        // P[j][i] = exp(scale·k_j·q_i − lse_i) = 2^(log2 e·(scale·k_j·q_i − lse_i)); dP[j][i] = v_j · dO_i
+        tile_gemm<false>(P, Bq, Kb, Dp, 1, Qt + qi, ldt, nk, Bq, Dh);
         mask_window(P, Bq, kb, nk, q0, nq, window);
-        tile_gemm<false>(dS, Bq, Vr, int(stride), 1, dOt, Bq, nk, Bq, Dh);
+        tile_gemm<false>(dS, Bq, Vb, Dp, 1, dOt + qi, ldt, nk, Bq, Dh);
         for (int i = 0; i < Bq; i += W) {
           const int valid = std::min(W, nq - i);
           if (valid <= 0) break;
-          const Vf L = loadn(lseh + q0 + i, valid);
-          const Vf D = loadn(Dvec + (q0 - start) + i, valid);
+          const Vf L = loadn(lseh + q0 + i, valid) * set1(kLog2e);
+          const Vf D = loadn(Dvec + qi + i, valid);
           for (int j = 0; j < nk; j++) {
             float* p = P + size_t(j) * Bq + i;
             float* ds = dS + size_t(j) * Bq + i;
-            const Vf e = vexp(fma(load(p), vscale, zero() - L));
+            const Vf e = vexp2(load(p) - L);
             store(p, e);
             // dS = P ⊙ (dP − D), with the softmax scale folded in for dQ and dK.
             store(ds, e * (load(ds) - D) * vscale);
           }
         }
-        int ldq, ldo;
-        const float* Qop = rows_operand(Qr, stride, nq, Dh, Dp, Qbuf, &ldq);
-        const float* dOop = rows_operand(dOr, hidden, nq, Dh, Dp, dObuf, &ldo);
-        tile_gemm<true>(dV, Dp, P, Bq, 1, dOop, ldo, nk, Dp, nq);   // dV_j += Σ_i P[j][i] dO_i
-        tile_gemm<true>(dK, Dp, dS, Bq, 1, Qop, ldq, nk, Dp, nq);   // dK_j += Σ_i dS[j][i] q_i
-        tile_gemm<true>(dQ + size_t(q0 - start) * Dp, Dp, dS, 1, Bq, Kop, ldk, nq, Dp, nk);  // dQ_i += Σ_j dS[j][i] k_j
+        tile_gemm<true>(dV, Dp, P, Bq, 1, dOp + size_t(qi) * Dp, Dp, nk, Dp, nq);  // dV_j += Σ_i P[j][i] dO_i
+        tile_gemm<true>(dK, Dp, dS, Bq, 1, Qp + size_t(qi) * Dp, Dp, nk, Dp, nq);  // dK_j += Σ_i dS[j][i] q_i
+        tile_gemm<true>(dQ + size_t(qi) * Dp, Dp, dS, 1, Bq, Kb, Dp, nq, Dp, nk);   // dQ_i += Σ_j dS[j][i] k_j
       }
       for (int j = 0; j < nk; j++) {
         float* row = dqkv + size_t(kb + j) * stride + h * Dh;

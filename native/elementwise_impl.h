@@ -1,12 +1,13 @@
 // Row-wise and element-wise kernels (forward and backward) for ONE instruction set: included by elementwise.cc
 // once per ISA, inside that ISA's namespace and `#pragma GCC target` region, after vec_isa.h (no include guard).
 
-// act(x) for a compile-time activation. tanh-GELU is written x·sigmoid(2y) (= 0.5x(1 + tanh y)), which avoids
+// act(x) for a compile-time activation. Exact GELU is x·Φ(x) with Φ from erfc, accurate in the negative tail
+// where 1 + erf(x/√2) would cancel; tanh-GELU is written x·sigmoid(2y) (= 0.5x(1 + tanh y)), which avoids
 // the cancellation of 1 + tanh y for negative x.
 template <int A>
 MB_INLINE Vf act_v(Vf x) {
   if constexpr (A == int(Activation::GeluErf)) {
-    return set1(0.5f) * x * (set1(1.f) + verf(x * set1(0.70710678118654752f)));
+    return x * vnormcdf(x);
   } else if constexpr (A == int(Activation::GeluTanh)) {
     const Vf y = set1(0.7978845608028654f) * fma(set1(0.044715f) * x * x, x, x);
     return x / (set1(1.f) + vexp(set1(-2.f) * y));
@@ -24,19 +25,21 @@ template <int A>
 MB_INLINE Vf act_grad_v(Vf x) {
   if constexpr (A == int(Activation::GeluErf)) {
     // Φ(x) + x·φ(x)
-    const Vf cdf = set1(0.5f) * (set1(1.f) + verf(x * set1(0.70710678118654752f)));
+    const Vf cdf = vnormcdf(x);
     const Vf pdf = set1(0.3989422804014327f) * vexp(set1(-0.5f) * x * x);
     return fma(x, pdf, cdf);
   } else if constexpr (A == int(Activation::GeluTanh)) {
-    // s = sigmoid(2y): d/dx [x·s] = s + 2x·s(1−s)·y'
+    // s = sigmoid(2y) = 1/(1+e), e = exp(−2y): d/dx [x·s] = s + 2x·s(1−s)·y', with 1−s = e·s (no cancellation).
     const Vf x2 = x * x;
     const Vf y = set1(0.7978845608028654f) * fma(set1(0.044715f) * x2, x, x);
     const Vf dy = set1(0.7978845608028654f) * fma(set1(3.f * 0.044715f), x2, set1(1.f));
-    const Vf s = set1(1.f) / (set1(1.f) + vexp(set1(-2.f) * y));
-    return fma(set1(2.f) * x * s * (set1(1.f) - s), dy, s);
+    const Vf e = vexp(set1(-2.f) * y);
+    const Vf s = set1(1.f) / (set1(1.f) + e);
+    return fma(set1(2.f) * x * s * (e * s), dy, s);
   } else if constexpr (A == int(Activation::Silu)) {
-    const Vf s = set1(1.f) / (set1(1.f) + vexp(zero() - x));
-    return fma(x * s, set1(1.f) - s, s);
+    const Vf e = vexp(zero() - x);
+    const Vf s = set1(1.f) / (set1(1.f) + e);
+    return fma(x * s, e * s, s);
   } else if constexpr (A == int(Activation::Relu)) {
     return select_gt(x, zero(), set1(1.f), zero());
   } else {

@@ -1,0 +1,254 @@
+/**
+ * Native kernels against their TypeScript references on awkward random shapes. The checks run in whatever
+ * process imports them, so attention.test.ts and elementwise.test.ts can also run them in child processes
+ * with MODERNBERT_ISA / MODERNBERT_NUM_THREADS set (the addon reads both once per process): run-checks.ts.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { nativeInfo, nativeKernels } from '../../src/kernels/native.js';
+import { referenceKernels } from '../../src/kernels/reference.js';
+import { Activation } from '../../src/kernels/types.js';
+
+/** Deterministic normal(0, 1) samples (mulberry32 + Box–Muller). */
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  return out;
+}
+
+/**
+ * Throws unless |got − want| ≤ atol + rtol·|want| everywhere; the message names the check, the worst index
+ * and both values. Returns the largest error relative to (atol + rtol·|want|) so callers can report margins.
+ */
+export function expectClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number): number {
+  if (got.length !== want.length) throw new Error(`${name}: length ${got.length} != ${want.length}`);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < want.length; i++) {
+    const diff = Math.abs(got[i] - want[i]);
+    const err = diff === 0 ? 0 : diff / (atol + rtol * Math.abs(want[i]));
+    if (!(err <= worst)) {
+      worst = err;
+      at = i;
+    }
+  }
+  if (!(worst <= 1))
+    throw new Error(`${name}: index ${at}: native ${got[at]} vs reference ${want[at]} (|diff| ${Math.abs(got[at] - want[at])}, allowed ${atol} + ${rtol}·|ref|)`);
+  return worst;
+}
+
+export function cuSeqlensOf(lengths: number[]): Int32Array {
+  const cu = new Int32Array(lengths.length + 1);
+  lengths.forEach((n, i) => (cu[i + 1] = cu[i] + n));
+  return cu;
+}
+
+export interface AttentionCase { lengths: number[]; H: number; Dh: number; windows: number[] }
+
+// Lengths 1..600 mixed in one batch, shorter and longer than the windows, and every head size the fixtures use.
+export const ATTENTION_CASES: AttentionCase[] = [
+  { lengths: [1, 2, 5, 31, 33, 64, 65, 100, 129, 257, 600], H: 2, Dh: 64, windows: [-1, 0, 4, 64] },
+  { lengths: [7, 1, 40, 150, 301], H: 3, Dh: 12, windows: [-1, 4, 64] },
+  { lengths: [17, 96, 3, 200], H: 4, Dh: 16, windows: [-1, 0, 8] },
+  { lengths: [250, 1, 19], H: 2, Dh: 24, windows: [-1, 8, 64] },
+  { lengths: [33, 70], H: 12, Dh: 64, windows: [-1, 16] },
+];
+
+// Tolerances: float32 kernels against float64 references, outputs O(1). Scores are dot products of Dh terms,
+// so the error grows with Dh a little; 1e-5 (2e-5 for gradients) is 4-20× the largest error observed.
+export const ATTENTION_TOL = { out: [1e-5, 1e-5], lse: [1e-5, 1e-5], grad: [2e-5, 2e-5] } as const;
+
+export function attentionChecks(log: (line: string) => void): void {
+  for (const c of ATTENTION_CASES) {
+    const cu = cuSeqlensOf(c.lengths);
+    const T = cu[c.lengths.length];
+    const hidden = c.H * c.Dh;
+    const qkv = randn(T * 3 * hidden, 1000 + c.Dh + c.H);
+    const dout = randn(T * hidden, 2000 + c.Dh);
+    const scale = 1 / Math.sqrt(c.Dh);
+    for (const window of c.windows) {
+      const label = `attention H=${c.H} Dh=${c.Dh} window=${window} lengths=${c.lengths.join(',')}`;
+      const out = new Float32Array(T * hidden);
+      const lse = new Float32Array(c.H * T);
+      const refOut = new Float32Array(T * hidden);
+      const refLse = new Float32Array(c.H * T);
+      nativeKernels.attention(out, lse, qkv, cu, c.lengths.length, c.H, c.Dh, window, scale);
+      referenceKernels.attention(refOut, refLse, qkv, cu, c.lengths.length, c.H, c.Dh, window, scale);
+      const e1 = expectClose(`${label}: out`, out, refOut, ...ATTENTION_TOL.out);
+      const e2 = expectClose(`${label}: lse`, lse, refLse, ...ATTENTION_TOL.lse);
+      const dqkv = new Float32Array(T * 3 * hidden).fill(NaN);
+      const refD = new Float32Array(T * 3 * hidden);
+      nativeKernels.attentionBackward(dqkv, dout, qkv, refOut, refLse, cu, c.lengths.length, c.H, c.Dh, window, scale);
+      referenceKernels.attentionBackward(refD, dout, qkv, refOut, refLse, cu, c.lengths.length, c.H, c.Dh, window, scale);
+      const e3 = expectClose(`${label}: dqkv`, dqkv, refD, ...ATTENTION_TOL.grad);
+      log(`${label}: worst err/tol out ${e1.toFixed(3)} lse ${e2.toFixed(3)} dqkv ${e3.toFixed(3)}`);
+    }
+  }
+}
+
+export const ACTIVATIONS = [Activation.GeluErf, Activation.GeluTanh, Activation.Silu, Activation.Relu, Activation.Identity];
+
+/** Inputs for the activations: random, a dense sweep across the polynomial ranges, and extremes. */
+export function activationInputs(): Float32Array {
+  const sweep = Array.from({ length: 2401 }, (_, i) => -12 + i * 0.01);
+  const extremes = [0, -0, 1e-30, -1e-30, 1e-4, -1e-4, -87, 87, -89, 89, -104, 104, -1e4, 1e4];
+  return Float32Array.from([...randn(1003, 7, 3), ...sweep, ...extremes]);
+}
+
+// Element-wise tolerances (absolute, relative). The activations use polynomial exp/erf with a few ulps of
+// error, compared with float64 references whose erf itself is good to 1.2e-7: ~1e-7 of the output scale.
+export const ELEMENTWISE_TOL = {
+  act: [1e-6, 1e-6],
+  layernorm: [1e-5, 1e-5],
+  layernormParams: [1e-4, 1e-5],  // dw, db: sums over 300 rows
+  rope: [1e-6, 1e-6],
+} as const;
+
+export function elementwiseChecks(log: (line: string) => void): void {
+  const x = activationInputs();
+  const n = x.length;
+  const dout = randn(n, 11);
+  for (const act of ACTIVATIONS) {
+    const got = new Float32Array(n), want = new Float32Array(n);
+    nativeKernels.activation(got, x, n, act);
+    referenceKernels.activation(want, x, n, act);
+    const e1 = expectClose(`activation ${Activation[act]}`, got, want, ...ELEMENTWISE_TOL.act);
+    nativeKernels.activationBackward(got, dout, x, n, act);
+    referenceKernels.activationBackward(want, dout, x, n, act);
+    const e2 = expectClose(`activationBackward ${Activation[act]}`, got, want, ...ELEMENTWISE_TOL.act);
+    for (const [T, I] of [[7, 1], [5, 15], [3, 1152], [33, 37]]) {
+      const gx = randn(T * 2 * I, 12 + I, 2);
+      const gd = randn(T * I, 13 + I);
+      const o = new Float32Array(T * I), ro = new Float32Array(T * I);
+      nativeKernels.geglu(o, gx, T, I, act);
+      referenceKernels.geglu(ro, gx, T, I, act);
+      expectClose(`geglu ${Activation[act]} T=${T} I=${I}`, o, ro, ...ELEMENTWISE_TOL.act);
+      const dx = new Float32Array(T * 2 * I), rdx = new Float32Array(T * 2 * I);
+      nativeKernels.gegluBackward(dx, gd, gx, T, I, act);
+      referenceKernels.gegluBackward(rdx, gd, gx, T, I, act);
+      expectClose(`gegluBackward ${Activation[act]} T=${T} I=${I}`, dx, rdx, ...ELEMENTWISE_TOL.act);
+    }
+    log(`activation ${Activation[act]}: worst err/tol forward ${e1.toFixed(3)} backward ${e2.toFixed(3)}`);
+  }
+
+  for (const [T, D] of [[1, 1], [37, 13], [300, 48], [5, 768]]) {
+    for (const bias of [false, true]) {
+      const label = `layernorm T=${T} D=${D} bias=${bias}`;
+      const lx = randn(T * D, 20 + D, 3).map((v) => v + 1.5);
+      const w = randn(D, 21 + D, 0.25).map((v) => v + 1);
+      const b = bias ? randn(D, 22 + D) : null;
+      const out = new Float32Array(T * D), mean = new Float32Array(T), rstd = new Float32Array(T);
+      const rout = new Float32Array(T * D), rmean = new Float32Array(T), rrstd = new Float32Array(T);
+      nativeKernels.layernorm(out, lx, w, b, T, D, 1e-5, mean, rstd);
+      referenceKernels.layernorm(rout, lx, w, b, T, D, 1e-5, rmean, rrstd);
+      const e = expectClose(`${label}: out`, out, rout, ...ELEMENTWISE_TOL.layernorm);
+      expectClose(`${label}: mean`, mean, rmean, ...ELEMENTWISE_TOL.layernorm);
+      expectClose(`${label}: rstd`, rstd, rrstd, ...ELEMENTWISE_TOL.layernorm);
+      // Backward, with dw/db already holding a gradient (they accumulate).
+      const dy = randn(T * D, 23 + D);
+      const dx = new Float32Array(T * D), rdx = new Float32Array(T * D);
+      const dw = randn(D, 24), rdw = dw.slice();
+      const db = bias ? randn(D, 25) : null, rdb = db ? db.slice() : null;
+      nativeKernels.layernormBackward(dx, dw, db, dy, lx, w, rmean, rrstd, T, D);
+      referenceKernels.layernormBackward(rdx, rdw, rdb, dy, lx, w, rmean, rrstd, T, D);
+      const eb = expectClose(`${label}: dx`, dx, rdx, ...ELEMENTWISE_TOL.layernorm);
+      expectClose(`${label}: dw`, dw, rdw, ...ELEMENTWISE_TOL.layernormParams);
+      if (db && rdb) expectClose(`${label}: db`, db, rdb, ...ELEMENTWISE_TOL.layernormParams);
+      log(`${label}: worst err/tol out ${e.toFixed(3)} dx ${eb.toFixed(3)}`);
+    }
+  }
+
+  for (const Dh of [2, 12, 16, 24, 64]) {
+    const T = 29, H = 3, maxPos = 64, half = Dh / 2;
+    const pos = Int32Array.from({ length: T }, (_, t) => (t * 7) % maxPos);
+    const ang = Float64Array.from({ length: maxPos * half }, (_, k) => Math.floor(k / half) * 10000 ** (-(k % half) / half));
+    const cos = Float32Array.from(ang, Math.cos), sin = Float32Array.from(ang, Math.sin);
+    const qkv = randn(T * 3 * H * Dh, 30 + Dh);
+    const got = qkv.slice(), want = qkv.slice();
+    nativeKernels.rope(got, pos, cos, sin, T, H, Dh, maxPos);
+    referenceKernels.rope(want, pos, cos, sin, T, H, Dh, maxPos);
+    expectClose(`rope Dh=${Dh}`, got, want, ...ELEMENTWISE_TOL.rope);
+    nativeKernels.ropeBackward(got, pos, cos, sin, T, H, Dh, maxPos);
+    referenceKernels.ropeBackward(want, pos, cos, sin, T, H, Dh, maxPos);
+    expectClose(`ropeBackward Dh=${Dh}`, got, want, ...ELEMENTWISE_TOL.rope);
+    // The backward is the inverse rotation: applied to the forward's output it restores the input.
+    expectClose(`ropeBackward∘rope Dh=${Dh}`, got, qkv, 1e-5, 1e-5);
+  }
+
+  for (const D of [13, 100, 768]) {
+    const vocab = 50, T = 301;
+    const ids = Int32Array.from({ length: T }, (_, t) => (t * t * 7 + 3 * t) % vocab);
+    const dy = randn(T * D, 40 + D);
+    for (const paddingIdx of [-1, 3]) {
+      const got = randn(vocab * D, 41 + D), want = got.slice();
+      nativeKernels.embeddingBackward(got, dy, ids, T, D, vocab, paddingIdx);
+      referenceKernels.embeddingBackward(want, dy, ids, T, D, vocab, paddingIdx);
+      // Same float32 additions in the same (token) order: bit-identical.
+      expectClose(`embeddingBackward D=${D} paddingIdx=${paddingIdx}`, got, want, 0, 0);
+    }
+  }
+  log('rope, embedding: ok');
+}
+
+/** Float64 copy of deterministic normal samples, for the finite-difference checks. */
+export function randn64(n: number, seed: number, scale = 1): Float64Array {
+  return Float64Array.from(randn(n, seed, scale));
+}
+
+/**
+ * Central differences of a scalar loss against an analytic gradient, at every coordinate of x (tiny shapes):
+ * throws naming the coordinate when |fd − grad| > atol + rtol·|grad|. Runs in float64, so eps = 1e-6 leaves
+ * truncation and rounding errors near 1e-9.
+ */
+export function checkGradient(name: string, x: Float64Array, loss: () => number, grad: ArrayLike<number>, atol = 1e-6,
+  rtol = 1e-5): number {
+  const fd = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const x0 = x[i];
+    const eps = 1e-6 * Math.max(1, Math.abs(x0));
+    x[i] = x0 + eps;
+    const up = loss();
+    x[i] = x0 - eps;
+    const down = loss();
+    x[i] = x0;
+    fd[i] = (up - down) / (2 * eps);
+  }
+  return expectClose(`${name} (analytic vs finite differences)`, grad, fd, atol, rtol);
+}
+
+/** Σ g·y, the scalar whose gradient with respect to y is g. */
+export function dot(g: ArrayLike<number>, y: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < g.length; i++) s += g[i] * y[i];
+  return s;
+}
+
+const runner = fileURLToPath(new URL('./run-checks.ts', import.meta.url));
+
+/** The ISA paths the CPU can run: portable always, then AVX2 and AVX-512 when present. */
+export function availableIsas(): string[] {
+  const f = nativeInfo().features;
+  const isas = ['portable'];
+  if (f.avx2 && f.fma) isas.push('avx2');
+  if (f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl) isas.push('avx512');
+  return isas;
+}
+
+export function runChildChecks(suite: string, isa: string, threads: number): string {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', runner, suite], {
+    env: { ...process.env, MODERNBERT_ISA: isa, MODERNBERT_NUM_THREADS: String(threads) },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, `child (${isa}, ${threads} threads) failed:\n${r.stderr}`);
+  assert.match(r.stdout, new RegExp(`^isa=${isa} threads=${threads}$`, 'm'), 'the child ran the requested ISA and thread count');
+  return r.stdout;
+}
