@@ -79,13 +79,29 @@ export class ModernBertConfig {
       if (typeof cur === 'number' && typeof v !== 'number') fail(key, `must be a number, got ${JSON.stringify(v)}`);
       if (typeof cur === 'boolean' && typeof v !== 'boolean') fail(key, `must be true or false, got ${JSON.stringify(v)}`);
       if (typeof cur === 'string' && typeof v !== 'string') fail(key, `must be a string, got ${JSON.stringify(v)}`);
+      if (Array.isArray(cur) && !Array.isArray(v)) fail(key, `must be a list, got ${JSON.stringify(v)}`);
+      if (typeof cur === 'object' && cur !== null && !Array.isArray(cur) && (typeof v !== 'object' || v === null || Array.isArray(v)))
+        fail(key, `must be an object, got ${JSON.stringify(v)}`);
       self[key] = v;
     }
-    // Newer transformers: rope_parameters per layer type.
-    const rope = values.rope_parameters as Record<string, { rope_theta?: number }> | undefined;
-    if (rope && typeof rope === 'object') {
-      if (typeof rope.full_attention?.rope_theta === 'number') this.global_rope_theta = rope.full_attention.rope_theta;
-      if (typeof rope.sliding_attention?.rope_theta === 'number') this.local_rope_theta = rope.sliding_attention.rope_theta;
+    // Newer transformers: rope_parameters per layer type. Only plain RoPE exists in ModernBERT; a scaled
+    // rope_type (linear, yarn, ...) would change the angles, so it is refused rather than ignored.
+    const rope = values.rope_parameters;
+    if (rope !== undefined && rope !== null) {
+      if (typeof rope !== 'object' || Array.isArray(rope)) fail('rope_parameters', `must be an object, got ${JSON.stringify(rope)}`);
+      const perType = rope as Record<string, unknown>;
+      for (const [layerType, target] of [['full_attention', 'global_rope_theta'], ['sliding_attention', 'local_rope_theta']] as const) {
+        const p = perType[layerType];
+        if (p === undefined) continue;
+        const key = `rope_parameters.${layerType}`;
+        if (typeof p !== 'object' || p === null || Array.isArray(p)) fail(key, `must be an object, got ${JSON.stringify(p)}`);
+        const { rope_type: type, rope_theta: theta } = p as { rope_type?: unknown; rope_theta?: unknown };
+        if (type !== undefined && type !== 'default') fail(`${key}.rope_type`, `${JSON.stringify(type)} is not supported (only "default")`);
+        if (theta !== undefined) {
+          if (typeof theta !== 'number' || !(theta > 0)) fail(`${key}.rope_theta`, `must be a positive number, got ${JSON.stringify(theta)}`);
+          this[target] = theta as number;
+        }
+      }
     }
     if ('id2label' in values && !('label2id' in values))
       this.label2id = Object.fromEntries(Object.entries(this.id2label).map(([k, v]) => [v, Number(k)]));

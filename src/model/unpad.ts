@@ -27,6 +27,11 @@ function rows(x: BatchInput, what: string): ArrayLike<number>[] {
     return Array.from({ length: x.dims[0] }, (_, b) => x.data.subarray(b * x.dims[1], (b + 1) * x.dims[1]));
   }
   if (!Array.isArray(x)) throw new InputError(`${what} must be an array of rows ([batch, seq]) or a 2-d Tensor`);
+  // A flat [seq] array is the common mistake: its "rows" are numbers, which have no length.
+  x.forEach((row, b) => {
+    if (row === null || typeof row !== 'object' || typeof row.length !== 'number')
+      throw new InputError(`${what}[${b}] is ${JSON.stringify(row)}, not a row: ${what} must be [batch, seq] (wrap one sequence as [ids])`);
+  });
   return x;
 }
 
@@ -100,6 +105,9 @@ export function padOutput(packed: Float32Array, width: number, batch: PackedBatc
 
 /** Checks a caller-packed batch: ids in range, cuSeqlens from 0, non-decreasing, ending at T, lengths ≤ maxLen. */
 export function checkPacked(inputIds: Int32Array, cuSeqlens: Int32Array, vocabSize: number, maxLen: number): void {
+  // The kernels read these as int32 buffers; a plain array would fail there with a less useful message.
+  if (!(inputIds instanceof Int32Array)) throw new InputError('packed inputIds must be an Int32Array');
+  if (!(cuSeqlens instanceof Int32Array)) throw new InputError('cuSeqlens must be an Int32Array');
   if (cuSeqlens.length < 2) throw new InputError('cuSeqlens needs at least 2 entries (one sequence)');
   if (cuSeqlens[0] !== 0) throw new InputError(`cuSeqlens[0] must be 0, got ${cuSeqlens[0]}`);
   for (let s = 1; s < cuSeqlens.length; s++) {

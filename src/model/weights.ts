@@ -11,7 +11,13 @@ export class WeightStore {
   private readonly owner = new Map<string, SafetensorsFile>();
 
   constructor(files: SafetensorsFile[]) {
-    for (const f of files) for (const name of f.tensors.keys()) this.owner.set(name, f);
+    for (const f of files)
+      for (const name of f.tensors.keys()) {
+        // Two shards holding one name would make the result depend on shard order.
+        const other = this.owner.get(name);
+        if (other) throw new SafetensorsError(`tensor '${name}' is in both ${other.path} and ${f.path}`);
+        this.owner.set(name, f);
+      }
   }
 
   /** Reads `model.safetensors`, or the shards listed by `model.safetensors.index.json`, from `dir`. */
@@ -20,15 +26,18 @@ export class WeightStore {
     const index = join(dir, 'model.safetensors.index.json');
     if (existsSync(single)) return new WeightStore([SafetensorsFile.read(single)]);
     if (existsSync(index)) {
-      let parsed: { weight_map?: Record<string, string> };
+      let parsed: { weight_map?: Record<string, string> } | null;
       try {
         parsed = JSON.parse(readFileSync(index, 'utf8'));
       } catch (e) {
         throw new SafetensorsError(`${index} is not valid JSON: ${(e as Error).message}`);
       }
-      const map = parsed.weight_map;
-      if (!map || typeof map !== 'object') throw new SafetensorsError(`${index} has no "weight_map" object`);
+      const map = parsed?.weight_map;
+      if (!map || typeof map !== 'object' || Array.isArray(map)) throw new SafetensorsError(`${index} has no "weight_map" object`);
       const shards = [...new Set(Object.values(map))];
+      for (const s of shards)
+        if (typeof s !== 'string' || !existsSync(join(dir, s)))
+          throw new SafetensorsError(`${index} lists shard ${JSON.stringify(s)}, but ${join(dir, String(s))} does not exist`);
       const files = shards.map((s) => SafetensorsFile.read(join(dir, s)));
       const store = new WeightStore(files);
       for (const [name, shard] of Object.entries(map))
@@ -36,7 +45,7 @@ export class WeightStore {
           throw new SafetensorsError(`${index} maps tensor '${name}' to ${shard}, but that shard does not contain it`);
       return store;
     }
-    throw new WeightError(`no weights in ${dir}: expected model.safetensors or model.safetensors.index.json`);
+    throw new SafetensorsError(`no weights in ${dir}: expected ${single} or ${index}`);
   }
 
   has(name: string): boolean {

@@ -27,6 +27,8 @@ export interface RandomModelSpec {
   max_position_embeddings: number;
   local_attention: number;
   global_attn_every_n_layers: number;
+  /** The newer per-layer form; when given it overrides global_attn_every_n_layers. */
+  layer_types?: ('full_attention' | 'sliding_attention')[];
 }
 
 /**
