@@ -9,3 +9,5 @@ export { ModernBertForMaskedLM, ModernBertForSequenceClassification, ModernBertF
 export type { SequenceClassifierOutput, TaskOutput } from './model/heads.js';
 export { SafetensorsFile, writeSafetensors } from './safetensors/safetensors.js';
 export { Tensor } from './tensor/tensor.js';
+export { AutoTokenizer, PreTrainedTokenizer, TokenizerError } from './tokenizer/tokenizer.js';
+export type { BatchEncodeOptions, BatchEncoding, EncodeOptions, Encoding, Padding, TextPair, TruncationSide, TruncationStrategy } from './tokenizer/tokenizer.js';
