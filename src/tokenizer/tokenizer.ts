@@ -314,7 +314,7 @@ export class PreTrainedTokenizer {
   private encodeSection(text: string, start: number, end: number, out: Piece[]): void {
     if (start >= end) return;
     const section = text.slice(start, end);
-    const { ids, tokens } = this.hf.encode(section, { add_special_tokens: false });
+    const { ids, tokens }: { ids: number[]; tokens: string[] } = this.hf.encode(section, { add_special_tokens: false });
     const aligned = alignNormalized(section, this.normalize);
     const tokenPieces: TokenPiece[] = ids.map((id, i) => {
       const added = this.added.get(id);

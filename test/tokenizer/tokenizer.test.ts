@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOKENIZER_DIR } from '../helpers/fixtures.js';
-import { PreTrainedTokenizer, type Encoding } from '../../src/tokenizer/tokenizer.js';
+import { PreTrainedTokenizer, type Encoding, type TruncationStrategy } from '../../src/tokenizer/tokenizer.js';
 import { InputError } from '../../src/errors.js';
 
 interface RustEncoding {
@@ -162,7 +162,7 @@ describe('tokenizer (ModernBERT tokenizer.json vs the Rust tokenizers binding)',
     // sometimes gives the first text one token more than its length rule (a known, unreproduced divergence).
     const words = ['the', 'of', 'and', 'to', 'in', 'is', 'that', 'for', 'it', 'as', 'was', 'with', 'on', 'be'];
     const pairTexts = Array.from({ length: 60 }, (_, i) => Array.from({ length: (i * 7) % 23 }, (_, j) => words[(i + j * 3) % words.length]).join(' '));
-    const cases: [string, string][] = [['LongestFirst', 'longest_first'], ['OnlyFirst', 'only_first'], ['OnlySecond', 'only_second']];
+    const cases: [string, TruncationStrategy][] = [['LongestFirst', 'longest_first'], ['OnlyFirst', 'only_first'], ['OnlySecond', 'only_second']];
     try {
       for (const maxLength of [5, 8, 17, 32]) {
         for (const side of ['right', 'left'] as const) {
