@@ -348,6 +348,15 @@ export class PreTrainedTokenizer {
       [a, b] = truncatePair(a, b, budget, maxLength, options.truncationStrategy ?? 'longest_first', options.truncationSide ?? this.truncationSide);
       numTruncated = before - a.length - (b?.length ?? 0);
     }
+    return this.assemble(a, b, addSpecial, numTruncated);
+  }
+
+  /** Ids already tokenized (e.g. a window of a long text) wrapped in the template's special tokens; offsets [0, 0]. */
+  wrapWithSpecialTokens(ids: ArrayLike<number>): Encoding {
+    return this.assemble(Array.from(ids, (id) => ({ id, token: this.idToToken(id) ?? '', offset: [0, 0] as [number, number] })), null, true, 0);
+  }
+
+  private assemble(a: Piece[], b: Piece[] | null, addSpecial: boolean, numTruncated: number): Encoding {
     const enc: Encoding = { inputIds: [], attentionMask: [], tokenTypeIds: [], specialTokensMask: [], offsets: [], sequenceIds: [], tokens: [], numTruncated };
     const pushSeq = (seq: Piece[], which: 0 | 1, typeId: number) => {
       for (const p of seq) {
@@ -426,10 +435,10 @@ export class PreTrainedTokenizer {
     const kept = Array.from(ids).filter((id) => !(options.skipSpecialTokens && this.specialIds.has(id)));
     let text: string;
     if (this.byteLevel) {
-      const parts = kept.map((id) => {
+      // Ids without a token (a model vocab padded beyond the tokenizer's) decode to nothing, as in Rust.
+      const parts = kept.flatMap((id) => {
         const token = this.hf.id_to_token(id);
-        if (token === undefined) throw new InputError(`cannot decode id ${id}: not in the vocabulary (size ${this.vocabSize})`);
-        return byteLevelTokenBytes(token) ?? utf8Bytes(token);
+        return token === undefined ? [] : [byteLevelTokenBytes(token) ?? utf8Bytes(token)];
       });
       const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
       let at = 0;
