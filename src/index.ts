@@ -19,3 +19,6 @@ export type { FeatureExtractionOptions, Pooling } from './pipelines/feature-extr
 export type { FillMaskOptions, FillMaskOutput, FillMaskPrediction } from './pipelines/fill-mask.js';
 export type { FunctionToApply, LabelScore, RerankOptions, RerankResult, TextClassificationOptions, TextPairInput } from './pipelines/text-classification.js';
 export type { AggregationStrategy, EntityGroup, TokenClassificationOptions, TokenEntity } from './pipelines/token-classification.js';
+export { HubError, hfHubDownload, resolveModel, snapshotFiles } from './hub/hub.js';
+export type { FileSet, HubOptions, ProgressInfo } from './hub/hub.js';
+export { DEFAULT_MODEL_DIR, defaultModelPath } from './hub/default-model.js';
