@@ -32,7 +32,7 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
   let hub: FakeHub;
   let home: string;
   let cache: string;
-  const saved = { HF_HOME: process.env.HF_HOME, HF_ENDPOINT: process.env.HF_ENDPOINT, HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE, HF_TOKEN: process.env.HF_TOKEN };
+  const saved = Object.fromEntries(['HF_HOME', 'HF_ENDPOINT', 'HF_HUB_OFFLINE', 'HF_TOKEN', 'HF_HUB_CACHE', 'HUGGINGFACE_HUB_CACHE'].map((k) => [k, process.env[k]]));
 
   before(async () => {
     const v1 = repoFiles({ note: 'v1' });
@@ -44,6 +44,8 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
     process.env.HF_ENDPOINT = hub.endpoint;
     delete process.env.HF_HUB_OFFLINE;
     delete process.env.HF_TOKEN;
+    delete process.env.HF_HUB_CACHE; // these would take precedence over HF_HOME
+    delete process.env.HUGGINGFACE_HUB_CACHE;
   });
   after(async () => {
     await hub.stop();
