@@ -3,6 +3,7 @@
  * what it takes. `pipeline(task, model)` looks tasks up here; aliases map other common names.
  */
 import { InputError } from '../errors.js';
+import { defaultModelPath } from '../hub/default-model.js';
 import { featureExtractionPipeline } from './feature-extraction.js';
 import { fillMaskPipeline } from './fill-mask.js';
 import { rerankPipeline, textClassificationPipeline } from './text-classification.js';
@@ -39,10 +40,11 @@ export function resolveTask(task: string): Task {
 }
 
 /**
- * `pipeline(task, dirOrRepoId, options)`: loads the model (a folder, or a Hub repo id through the HF
- * cache) and its tokenizer, and returns an async function that runs the task.
+ * `pipeline(task, dirOrRepoId?, options)`: loads the model (a folder, or a Hub repo id through the HF
+ * cache; default: the installed default model) and its tokenizer, and returns an async function that
+ * runs the task.
  */
-export async function pipeline<T extends TaskName>(task: T, dirOrRepoId: string, options: PipelineOptions = {}): Promise<PipelineFor<T>> {
+export async function pipeline<T extends TaskName>(task: T, dirOrRepoId?: string, options: PipelineOptions = {}): Promise<PipelineFor<T>> {
   const entry = SUPPORTED_TASKS[resolveTask(task)];
-  return (await entry.create(dirOrRepoId, options)) as PipelineFor<T>;
+  return (await entry.create(dirOrRepoId ?? defaultModelPath(), options)) as PipelineFor<T>;
 }
