@@ -50,51 +50,92 @@ export interface AlignedText {
  * character min(i, m − 1), as the Rust crate's alignment does: a composed "é" points at the "e" only.
  */
 export function alignNormalized(text: string, normalize: ((s: string) => string) | null): AlignedText {
-  const starts: number[] = [];
-  const ends: number[] = [];
-  const bytes: number[] = [];
+  let cap = text.length * 3 + 16;
+  let bytes = new Uint8Array(cap);
+  let starts = new Int32Array(cap);
+  let ends = new Int32Array(cap);
+  let n = 0;
+  const push = (b: number, s: number, e: number) => {
+    if (n === cap) {
+      cap *= 2;
+      const grow = <T extends Uint8Array | Int32Array>(a: T, make: (k: number) => T) => {
+        const g = make(cap);
+        g.set(a);
+        return g;
+      };
+      bytes = grow(bytes, (k) => new Uint8Array(k));
+      starts = grow(starts, (k) => new Int32Array(k));
+      ends = grow(ends, (k) => new Int32Array(k));
+    }
+    bytes[n] = b;
+    starts[n] = s;
+    ends[n] = e;
+    n++;
+  };
+  /** UTF-8 bytes of code point `cp`, all mapped to the source range [s, e). */
+  const pushCodePoint = (cp: number, s: number, e: number) => {
+    if (cp < 0x80) push(cp, s, e);
+    else if (cp < 0x800) {
+      push(0xc0 | (cp >> 6), s, e);
+      push(0x80 | (cp & 63), s, e);
+    } else if (cp < 0x10000) {
+      push(0xe0 | (cp >> 12), s, e);
+      push(0x80 | ((cp >> 6) & 63), s, e);
+      push(0x80 | (cp & 63), s, e);
+    } else {
+      push(0xf0 | (cp >> 18), s, e);
+      push(0x80 | ((cp >> 12) & 63), s, e);
+      push(0x80 | ((cp >> 6) & 63), s, e);
+      push(0x80 | (cp & 63), s, e);
+    }
+  };
   const emit = (normalized: string, sources: [number, number][]) => {
     let i = 0;
     for (const ch of normalized) {
       const [s, e] = sources[Math.min(i, sources.length - 1)];
-      for (const b of utf8.encode(ch)) {
-        bytes.push(b);
-        starts.push(s);
-        ends.push(e);
-      }
+      pushCodePoint(ch.codePointAt(0)!, s, e);
       i++;
     }
   };
-  const chars: [string, number, number][] = [];
+  const identity = !normalize || normalize(text) === text;
+  let seg = '';
+  let nseg = '';
+  let sources: [number, number][] = [];
   for (let i = 0; i < text.length; ) {
     const cp = text.codePointAt(i)!;
     const len = cp > 0xffff ? 2 : 1;
-    chars.push([text.slice(i, i + len), i, i + len]);
+    const [s, e] = [i, i + len];
     i += len;
-  }
-  if (!normalize || normalize(text) === text) {
-    for (const [ch, s, e] of chars) emit(ch, [[s, e]]);
-  } else {
-    let seg = '';
-    let nseg = '';
-    let sources: [number, number][] = [];
-    for (const [ch, s, e] of chars) {
-      const nch = normalize(ch);
-      const joined = seg === '' ? nch : normalize(seg + ch);
-      if (seg !== '' && joined === nseg + nch) {
-        emit(nseg, sources);
-        seg = ch;
-        nseg = nch;
-        sources = [[s, e]];
-      } else {
-        seg += ch;
-        nseg = joined;
-        sources.push([s, e]);
-      }
+    if (identity) {
+      pushCodePoint(cp, s, e);
+      continue;
     }
-    if (seg !== '') emit(nseg, sources);
+    const ch = text.slice(s, e);
+    // Fast path: an ASCII character never joins the piece before it, and stands alone unless a
+    // non-ASCII character (a combining mark) follows.
+    if (cp < 0x80 && (i === text.length || text.charCodeAt(i) < 0x80)) {
+      if (seg !== '') emit(nseg, sources);
+      emit(normalize!(ch), [[s, e]]);
+      seg = '';
+      nseg = '';
+      sources = [];
+      continue;
+    }
+    const nch = normalize!(ch);
+    const joined = seg === '' ? nch : normalize!(seg + ch);
+    if (seg !== '' && joined === nseg + nch) {
+      emit(nseg, sources);
+      seg = ch;
+      nseg = nch;
+      sources = [[s, e]];
+    } else {
+      seg += ch;
+      nseg = joined;
+      sources.push([s, e]);
+    }
   }
-  return { bytes: Uint8Array.from(bytes), origStart: Int32Array.from(starts), origEnd: Int32Array.from(ends) };
+  if (seg !== '') emit(nseg, sources);
+  return { bytes: bytes.subarray(0, n), origStart: starts.subarray(0, n), origEnd: ends.subarray(0, n) };
 }
 
 function indexOfBytes(hay: Uint8Array, needle: Uint8Array, from: number): number {

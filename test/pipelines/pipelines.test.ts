@@ -27,6 +27,10 @@ describe('pipeline registry', () => {
     await assert.rejects(pipeline('summarization' as 'fill-mask', '/nonexistent'), (e: Error) =>
       /unknown task 'summarization'/.test(e.message) && Object.keys(SUPPORTED_TASKS).every((t) => e.message.includes(t)));
   });
+
+  it('without a model, uses the default model or says to pass one', async () => {
+    await assert.rejects(pipeline('fill-mask'), /no default model is installed.*--model/);
+  });
 });
 
 describe('fill-mask (fixture mlm, vocab 512)', () => {
