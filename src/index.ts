@@ -9,3 +9,16 @@ export { ModernBertForMaskedLM, ModernBertForSequenceClassification, ModernBertF
 export type { SequenceClassifierOutput, TaskOutput } from './model/heads.js';
 export { SafetensorsFile, writeSafetensors } from './safetensors/safetensors.js';
 export { Tensor } from './tensor/tensor.js';
+export { AutoTokenizer, PreTrainedTokenizer, TokenizerError } from './tokenizer/tokenizer.js';
+export type { BatchEncodeOptions, BatchEncoding, EncodeOptions, Encoding, Padding, TextPair, TruncationSide, TruncationStrategy } from './tokenizer/tokenizer.js';
+export { pipeline, resolveTask, SUPPORTED_TASKS, TASK_ALIASES } from './pipelines/registry.js';
+export type { Task, TaskName } from './pipelines/registry.js';
+export type { Pipeline, PipelineOptions } from './pipelines/common.js';
+export { cosineSimilarity, cosineSimilarity as similarity } from './pipelines/feature-extraction.js';
+export type { FeatureExtractionOptions, Pooling } from './pipelines/feature-extraction.js';
+export type { FillMaskOptions, FillMaskOutput, FillMaskPrediction } from './pipelines/fill-mask.js';
+export type { FunctionToApply, LabelScore, RerankOptions, RerankResult, TextClassificationOptions, TextPairInput } from './pipelines/text-classification.js';
+export type { AggregationStrategy, EntityGroup, TokenClassificationOptions, TokenEntity } from './pipelines/token-classification.js';
+export { HubError, hfHubDownload, resolveModel, snapshotFiles } from './hub/hub.js';
+export type { FileSet, HubOptions, ProgressInfo } from './hub/hub.js';
+export { DEFAULT_MODEL_DIR, defaultModelPath } from './hub/default-model.js';

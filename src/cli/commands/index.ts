@@ -1,0 +1,12 @@
+/** Every CLI command, in the order --help lists them (also read by scripts/cli-docs.ts). */
+import type { CliCommand } from '../options.js';
+import { classifyCommand } from './classify.js';
+import { downloadCommand } from './download.js';
+import { embedCommand } from './embed.js';
+import { fillMaskCommand } from './fill-mask.js';
+import { infoCommand } from './info.js';
+import { rerankCommand } from './rerank.js';
+import { tagCommand } from './tag.js';
+import { tokenizeCommand } from './tokenize.js';
+
+export const COMMANDS: CliCommand[] = [fillMaskCommand, embedCommand, classifyCommand, tagCommand, rerankCommand, tokenizeCommand, downloadCommand, infoCommand];
