@@ -9,3 +9,7 @@ export { ModernBertForMaskedLM, ModernBertForSequenceClassification, ModernBertF
 export type { SequenceClassifierOutput, TaskOutput } from './model/heads.js';
 export { SafetensorsFile, writeSafetensors } from './safetensors/safetensors.js';
 export { Tensor } from './tensor/tensor.js';
+export { FlatParameters, Parameter } from './model/parameter.js';
+export type { NamedParameters } from './model/parameter.js';
+export type { SequenceLabels, TokenLabels } from './model/heads.js';
+export { Loss, TrainingError } from './train/losses.js';
