@@ -10,6 +10,7 @@ import type { Kernels } from '../kernels/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { backwardKernels } from '../train/backward-kernels.js';
 import { bceWithLogits, crossEntropy, IGNORE_INDEX, Loss, meanSquaredError, TrainingError } from '../train/losses.js';
+import { applyDropoutMask } from '../train/random.js';
 import {
   dataOf, type EncodeResult, type EncoderOutput, type ForwardInput, gradOf, kernelsFor, type LoadOptions, loadConfig,
   ModernBertModel, normParameters, type NormWeights, type PackedInput,
@@ -136,6 +137,20 @@ abstract class TaskModel<Out extends TaskOutput, Labels, PackedLabels> {
   }
 
   protected abstract ownParameters(): NamedParameters;
+
+  /** classifier_dropout on the head output, in place, in training mode; returns the keep-mask (null when off). */
+  protected classifierDropout(x: Float32Array): Uint8Array | null {
+    const p = this.config.classifier_dropout;
+    if (!this.training || p <= 0) return null;
+    const mask = new Uint8Array(x.length);
+    this.model.dropout(x, mask, p);
+    return mask;
+  }
+
+  /** Seeds the dropout random stream (encoder and head share it). */
+  manualSeed(seed: number): void {
+    this.model.manualSeed(seed);
+  }
 
   /**
    * The parameters in one buffer with a view per tensor, and the gradients in a second buffer of the
@@ -392,6 +407,7 @@ export class ModernBertForSequenceClassification extends TaskModel<SequenceClass
     }
     const headOut = new Float32Array(B * H);
     const saved = this.head.run(k, headOut, pooled, B, enc.tape !== null);
+    const mask = this.classifierDropout(headOut);
     const logits = new Float32Array(B * C);
     k.gemm(logits, headOut, this.classifier.data, this.classifierBias.data, B, C, H, false, true, 0);
     const backward = (dlogits: Float32Array): Float32Array => {
@@ -399,6 +415,7 @@ export class ModernBertForSequenceClassification extends TaskModel<SequenceClass
       backwardKernels.biasBackward(gradOf(this.classifierBias), dlogits, B, C);
       const dHead = new Float32Array(B * H);
       k.gemm(dHead, dlogits, this.classifier.data, null, B, H, C, false, false, 0);
+      if (mask) applyDropoutMask(dHead, mask, B * H, c.classifier_dropout);
       const dPooled = new Float32Array(B * H);
       this.head.backward(k, dPooled, dHead, saved!);
       const dLast = new Float32Array(T * H);
@@ -486,6 +503,7 @@ export class ModernBertForTokenClassification extends TaskModel<TaskOutput, Toke
     const T = enc.lastHiddenState.dims[0];
     const headOut = new Float32Array(T * H);
     const saved = this.head.run(k, headOut, enc.lastHiddenState.data, T, enc.tape !== null);
+    const mask = this.classifierDropout(headOut);
     const logits = new Float32Array(T * C);
     k.gemm(logits, headOut, this.classifier.data, this.classifierBias.data, T, C, H, false, true, 0);
     const backward = (dlogits: Float32Array): Float32Array => {
@@ -493,6 +511,7 @@ export class ModernBertForTokenClassification extends TaskModel<TaskOutput, Toke
       backwardKernels.biasBackward(gradOf(this.classifierBias), dlogits, T, C);
       const dHead = new Float32Array(T * H);
       k.gemm(dHead, dlogits, this.classifier.data, null, T, H, C, false, false, 0);
+      if (mask) applyDropoutMask(dHead, mask, T * H, c.classifier_dropout);
       const dLast = new Float32Array(T * H);
       this.head.backward(k, dLast, dHead, saved!);
       return dLast;

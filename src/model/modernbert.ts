@@ -12,6 +12,7 @@ import type { Kernels } from '../kernels/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { backwardKernels } from '../train/backward-kernels.js';
 import { TrainingError } from '../train/losses.js';
+import { applyDropoutMask, Rng, sampleDropoutMask } from '../train/random.js';
 import { type NamedParameters, Parameter } from './parameter.js';
 import { type BatchInput, checkPacked, packBatch, padOutput, positionsFor, type PackedBatch } from './unpad.js';
 import { WeightStore } from './weights.js';
@@ -102,6 +103,9 @@ interface LayerSaved {
   mlpRstd: Float32Array;
   /** Wi output [T, 2·intermediate]. */
   wi: Float32Array;
+  /** Dropout keep-masks of the attention output [T, hidden] and the GeGLU output [T, intermediate] (null when p = 0). */
+  attnMask: Uint8Array | null;
+  mlpMask: Uint8Array | null;
 }
 
 /**
@@ -114,6 +118,8 @@ export interface EncoderTape {
   positions: Int32Array;
   embMean: Float32Array;
   embRstd: Float32Array;
+  /** Embedding dropout keep-mask [T, hidden] (null when embedding_dropout = 0). */
+  embMask: Uint8Array | null;
   layers: LayerSaved[];
   /** Output of the last layer, before final_norm [T, hidden]. */
   hFinal: Float32Array;
@@ -156,12 +162,23 @@ export function kernelsFor(options: LoadOptions): Kernels {
 /** Growable scratch: one buffer per role, reused across calls and layers. */
 export class Workspace {
   private buffers = new Map<string, Float32Array>();
+  private masks = new Map<string, Uint8Array>();
 
   get(role: string, size: number): Float32Array {
     let b = this.buffers.get(role);
     if (!b || b.length < size) {
       b = new Float32Array(size);
       this.buffers.set(role, b);
+    }
+    return b.subarray(0, size);
+  }
+
+  /** A byte buffer (dropout masks), same reuse rules. */
+  bytes(role: string, size: number): Uint8Array {
+    let b = this.masks.get(role);
+    if (!b || b.length < size) {
+      b = new Uint8Array(size);
+      this.masks.set(role, b);
     }
     return b.subarray(0, size);
   }
@@ -173,6 +190,8 @@ export class ModernBertModel {
   readonly finalNorm: NormWeights;
   /** Training mode: the forward saves activations for the backward (set by the task model's train()/eval()). */
   training = false;
+  /** Draws every dropout mask (the encoder's and the heads'); seed it with `manualSeed` for reproducible runs. */
+  readonly rng = new Rng(0);
   private readonly rope: { global: { cos: Float32Array; sin: Float32Array }; local: { cos: Float32Array; sin: Float32Array } };
   private readonly ws = new Workspace();
 
@@ -266,16 +285,23 @@ export class ModernBertModel {
     return packBatch(input.inputIds, input.attentionMask, this.config.vocab_size, this.config.max_position_embeddings);
   }
 
+  /** Seeds the dropout random stream. */
+  manualSeed(seed: number): void {
+    this.rng.state = seed;
+  }
+
   /** Workspace views for a training forward's saved activations (reused across steps, grown on demand). */
   private newTape(ids: Int32Array, cuSeqlens: Int32Array, positions: Int32Array, h: Float32Array, last: Float32Array): EncoderTape {
     const c = this.config;
     const T = ids.length;
     const H = c.hidden_size;
     const ws = this.ws;
+    const mask = (role: string, p: number, n: number) => (p > 0 ? ws.bytes(role, n) : null);
     return {
       ids, cuSeqlens, positions,
       embMean: ws.get('save.embMean', T),
       embRstd: ws.get('save.embRstd', T),
+      embMask: mask('save.embMask', c.embedding_dropout, T * H),
       layers: this.layers.map((L, i) => ({
         hIn: ws.get(`save.${i}.hIn`, T * H),
         attnMean: L.attnNorm ? ws.get(`save.${i}.attnMean`, T) : null,
@@ -287,6 +313,8 @@ export class ModernBertModel {
         mlpMean: ws.get(`save.${i}.mlpMean`, T),
         mlpRstd: ws.get(`save.${i}.mlpRstd`, T),
         wi: ws.get(`save.${i}.wi`, T * 2 * c.intermediate_size),
+        attnMask: mask(`save.${i}.attnMask`, c.attention_dropout, T * H),
+        mlpMask: mask(`save.${i}.mlpMask`, c.mlp_dropout, T * c.intermediate_size),
       })),
       hFinal: h,
       finalMean: ws.get('save.finalMean', T),
@@ -328,6 +356,7 @@ export class ModernBertModel {
     k.embedding(normed, this.embeddings.tok.data, ids, T, H, c.vocab_size);
     const en = this.embeddings.norm;
     k.layernorm(h, normed, en.w.data, dataOf(en.b), T, H, c.norm_eps, tape?.embMean ?? null, tape?.embRstd ?? null);
+    if (tape?.embMask) this.dropout(h, tape.embMask, c.embedding_dropout);
     keep();
     for (let i = 0; i < this.layers.length; i++) {
       const L = this.layers[i];
@@ -346,17 +375,32 @@ export class ModernBertModel {
       k.gemm(qkv, attnIn, L.Wqkv.data, dataOf(L.bqkv), T, 3 * H, H, false, true, 0);
       k.rope(qkv, positions, rope.cos, rope.sin, T, heads, Dh, maxPos);
       k.attention(attn, s ? s.lse : null, qkv, cuSeqlens, numSeqs, heads, Dh, global ? -1 : c.window, scale);
-      k.gemm(h, attn, L.Wo.data, dataOf(L.bo), T, H, H, false, true, 1); // residual add fused: h += attn·Woᵀ
+      if (s?.attnMask) {
+        // Dropout on the attention output (HF's out_drop) before the residual add.
+        const o = this.ws.get('attnOut', T * H);
+        k.gemm(o, attn, L.Wo.data, dataOf(L.bo), T, H, H, false, true, 0);
+        this.dropout(o, s.attnMask, c.attention_dropout);
+        for (let j = 0; j < T * H; j++) h[j] += o[j];
+      } else {
+        k.gemm(h, attn, L.Wo.data, dataOf(L.bo), T, H, H, false, true, 1); // residual add fused: h += attn·Woᵀ
+      }
       if (s) s.hMid.set(h);
       k.layernorm(normed, h, L.mlpNorm.w.data, dataOf(L.mlpNorm.b), T, H, c.norm_eps, s?.mlpMean ?? null, s?.mlpRstd ?? null);
       k.gemm(wi, normed, L.Wi.data, dataOf(L.bi), T, 2 * I, H, false, true, 0);
       k.geglu(act, wi, T, I, c.hiddenActivation);
+      if (s?.mlpMask) this.dropout(act, s.mlpMask, c.mlp_dropout);
       k.gemm(h, act, L.Wo2.data, dataOf(L.bo2), T, H, I, false, true, 1);
       keep();
     }
     const fn = this.finalNorm;
     k.layernorm(last, h, fn.w.data, dataOf(fn.b), T, H, c.norm_eps, tape?.finalMean ?? null, tape?.finalRstd ?? null);
     return { lastHiddenState: new Tensor(last, [T, H]), hiddenStates: outputHiddenStates ? hidden : undefined, tape };
+  }
+
+  /** Training dropout in place: draws a keep-mask from the model's stream into `mask`, then applies it. */
+  dropout(x: Float32Array, mask: Uint8Array, p: number): void {
+    sampleDropoutMask(mask, x.length, p, this.rng);
+    applyDropoutMask(x, mask, x.length, p);
   }
 
   /**
@@ -396,11 +440,13 @@ export class ModernBertModel {
       const global = c.isGlobalLayer(i);
       const rope = global ? this.rope.global : this.rope.local;
 
-      // MLP block: hOut = hMid + Wo2(act(Wi_in) · Wi_gate), Wi over mlp_norm(hMid).
+      // MLP block: hOut = hMid + Wo2(drop(act(Wi_in) · Wi_gate)), Wi over mlp_norm(hMid).
       k.geglu(actOut, s.wi, T, I, act);
+      if (s.mlpMask) applyDropoutMask(actOut, s.mlpMask, T * I, c.mlp_dropout);
       k.gemm(gradOf(L.Wo2), dh, actOut, null, H, I, T, true, false, 1);
       if (L.bo2) bk.biasBackward(gradOf(L.bo2), dh, T, H);
       k.gemm(dact, dh, L.Wo2.data, null, T, I, H, false, false, 0);
+      if (s.mlpMask) applyDropoutMask(dact, s.mlpMask, T * I, c.mlp_dropout);
       bk.gegluBackward(dwi, dact, s.wi, T, I, act);
       k.layernorm(normed, s.hMid, L.mlpNorm.w.data, dataOf(L.mlpNorm.b), T, H, c.norm_eps, null, null);
       k.gemm(gradOf(L.Wi), dwi, normed, null, 2 * I, H, T, true, false, 1);
@@ -409,10 +455,16 @@ export class ModernBertModel {
       const mn = L.mlpNorm;
       bk.layernormBackward(dh, gradOf(mn.w), mn.b ? gradOf(mn.b) : null, dnormed, s.hMid, mn.w.data, s.mlpMean, s.mlpRstd, T, H);
 
-      // Attention block: hMid = hIn + Wo(attention(rope(Wqkv(attn_norm(hIn))))).
-      k.gemm(gradOf(L.Wo), dh, s.attn, null, H, H, T, true, false, 1);
-      if (L.bo) bk.biasBackward(gradOf(L.bo), dh, T, H);
-      k.gemm(dattn, dh, L.Wo.data, null, T, H, H, false, false, 0);
+      // Attention block: hMid = hIn + drop(Wo(attention(rope(Wqkv(attn_norm(hIn)))))).
+      let dOut = dh;
+      if (s.attnMask) {
+        dOut = ws.get('grad.dout', T * H);
+        dOut.set(dh);
+        applyDropoutMask(dOut, s.attnMask, T * H, c.attention_dropout);
+      }
+      k.gemm(gradOf(L.Wo), dOut, s.attn, null, H, H, T, true, false, 1);
+      if (L.bo) bk.biasBackward(gradOf(L.bo), dOut, T, H);
+      k.gemm(dattn, dOut, L.Wo.data, null, T, H, H, false, false, 0);
       bk.attentionBackward(dqkv, dattn, s.qkv, s.attn, s.lse, tape.cuSeqlens, numSeqs, heads, Dh, global ? -1 : c.window, scale);
       bk.ropeBackward(dqkv, tape.positions, rope.cos, rope.sin, T, heads, Dh, maxPos);
       let attnIn = s.hIn;
@@ -431,7 +483,8 @@ export class ModernBertModel {
       }
     }
 
-    // Embeddings: h0 = norm(tok_embeddings[ids]).
+    // Embeddings: h0 = drop(norm(tok_embeddings[ids])).
+    if (tape.embMask) applyDropoutMask(dh, tape.embMask, T * H, c.embedding_dropout);
     const emb = ws.get('normed', T * H);
     k.embedding(emb, this.embeddings.tok.data, tape.ids, T, H, c.vocab_size);
     const demb = ws.get('grad.dnormed', T * H);
