@@ -15,6 +15,7 @@ import {
   dataOf, type EncodeResult, type EncoderOutput, type ForwardInput, gradOf, kernelsFor, type LoadOptions, loadConfig,
   ModernBertModel, normParameters, type NormWeights, type PackedInput,
 } from './modernbert.js';
+import { InitialWeights, WeightsWithFallback } from './init.js';
 import { FlatParameters, type NamedParameters, Parameter } from './parameter.js';
 import { type BatchInput, checkPacked, padOutput, positionsFor, type PackedBatch } from './unpad.js';
 import { WeightStore } from './weights.js';
@@ -227,12 +228,58 @@ abstract class TaskModel<Out extends TaskOutput, Labels, PackedLabels> {
   protected abstract lossOf(logits: Float32Array, labels: PackedLabels, grad: Float32Array | null, cuSeqlens: Int32Array): number;
 }
 
-function loadTask(dir: string, options: LoadOptions) {
-  const config = loadConfig(dir);
-  const store = WeightStore.fromDirectory(dir);
-  const model = new ModernBertModel(config, store, 'model.', kernelsFor(options));
-  return { config, store, model, head: new PredictionHead(config, store) };
+/** Loading options of the task models: the label set may differ from the checkpoint's (a new classifier). */
+export interface TaskLoadOptions extends LoadOptions {
+  /** Label names by id ("0" → "negative", ...); replaces the checkpoint's. */
+  id2label?: Record<string, string>;
+  /** Number of labels (names LABEL_0 …) when id2label is not given. */
+  numLabels?: number;
+  problemType?: ProblemType;
+  /** Seed of any freshly initialised tensors (default 0). */
+  seed?: number;
 }
+
+/** The config with the options' label set applied. */
+function withLabels(config: ModernBertConfig, o: TaskLoadOptions): ModernBertConfig {
+  const id2label = o.id2label ?? (o.numLabels !== undefined
+    ? Object.fromEntries(Array.from({ length: o.numLabels }, (_, i) => [String(i), `LABEL_${i}`]))
+    : undefined);
+  if (id2label) {
+    config.id2label = { ...id2label };
+    config.label2id = Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)]));
+  }
+  if (o.problemType) config.problem_type = o.problemType;
+  return config;
+}
+
+/**
+ * Reads a task checkpoint. Task heads may start fresh: a classifier whose label count differs from the
+ * checkpoint's, or head/classifier tensors a masked-LM or bare checkpoint lacks, are initialised (with a
+ * warning naming them), as Hugging Face does.
+ */
+function loadTask(dir: string, options: TaskLoadOptions, freshAllowed: (name: string) => boolean, arch: string) {
+  const config = withLabels(loadConfig(dir), options);
+  const checkpoint = WeightStore.fromDirectory(dir);
+  const store = new WeightsWithFallback(checkpoint, config, freshAllowed, options.seed ?? 0);
+  const prefix = checkpoint.has('model.embeddings.tok_embeddings.weight') ? 'model.' : '';
+  const model = new ModernBertModel(config, store, prefix, kernelsFor(options));
+  const head = new PredictionHead(config, store);
+  return { config, store, model, head, warn: () => warnFresh(store.fresh, arch, dir) };
+}
+
+function warnFresh(fresh: string[], arch: string, dir: string): void {
+  if (fresh.length)
+    process.emitWarning(`Some weights of ${arch} were not initialized from the checkpoint at ${dir} and are newly initialized: `
+      + `${fresh.join(', ')}. Train this model on a downstream task before using it for predictions.`);
+}
+
+/** Fresh weights for a config (pretraining from scratch), seeded; `tiedDecoder` for masked LM. */
+function initTask(config: ModernBertConfig, options: TaskLoadOptions, tiedDecoder: boolean) {
+  const store = new InitialWeights(config, options.seed ?? 0, tiedDecoder);
+  return { store, model: new ModernBertModel(config, store, 'model.', kernelsFor(options)), head: new PredictionHead(config, store) };
+}
+
+const isClassifier = (name: string) => name.startsWith('classifier.') || name.startsWith('head.');
 
 /** Padded per-token labels [B, S] to the packed layout [T], read at each sequence's real tokens. */
 function packTokenLabels(labels: TokenLabels, batch: PackedBatch): Int32Array {
@@ -276,8 +323,15 @@ export class ModernBertForMaskedLM extends TaskModel<TaskOutput, TokenLabels, In
     this.decoderBias = c.decoder_bias ? param(store, 'decoder.bias', [c.vocab_size]) : null;
   }
 
+  /** Loads a masked-LM checkpoint (the head and decoder must be in it). */
   static async fromPretrained(dir: string, options: LoadOptions = {}): Promise<ModernBertForMaskedLM> {
-    const { store, model, head } = loadTask(dir, options);
+    const { store, model, head } = loadTask(dir, options, () => false, 'ModernBertForMaskedLM');
+    return new ModernBertForMaskedLM(model, head, store);
+  }
+
+  /** A freshly initialised model for `config` (pretraining from scratch). */
+  static fromConfig(config: ModernBertConfig, options: TaskLoadOptions = {}): ModernBertForMaskedLM {
+    const { store, model, head } = initTask(config, options, config.tie_word_embeddings);
     return new ModernBertForMaskedLM(model, head, store);
   }
 
@@ -377,8 +431,17 @@ export class ModernBertForSequenceClassification extends TaskModel<SequenceClass
     this.classifierBias = param(store, 'classifier.bias', [c.num_labels]);
   }
 
-  static async fromPretrained(dir: string, options: LoadOptions = {}): Promise<ModernBertForSequenceClassification> {
-    const { store, model, head } = loadTask(dir, options);
+  /** Loads a checkpoint; a missing or differently sized head/classifier is initialised with a warning. */
+  static async fromPretrained(dir: string, options: TaskLoadOptions = {}): Promise<ModernBertForSequenceClassification> {
+    const { store, model, head, warn } = loadTask(dir, options, isClassifier, 'ModernBertForSequenceClassification');
+    const m = new ModernBertForSequenceClassification(model, head, store);
+    warn();
+    return m;
+  }
+
+  /** A freshly initialised model for `config`. */
+  static fromConfig(config: ModernBertConfig, options: TaskLoadOptions = {}): ModernBertForSequenceClassification {
+    const { store, model, head } = initTask(withLabels(config, options), options, false);
     return new ModernBertForSequenceClassification(model, head, store);
   }
 
@@ -486,8 +549,17 @@ export class ModernBertForTokenClassification extends TaskModel<TaskOutput, Toke
     this.classifierBias = param(store, 'classifier.bias', [c.num_labels]);
   }
 
-  static async fromPretrained(dir: string, options: LoadOptions = {}): Promise<ModernBertForTokenClassification> {
-    const { store, model, head } = loadTask(dir, options);
+  /** Loads a checkpoint; a missing or differently sized head/classifier is initialised with a warning. */
+  static async fromPretrained(dir: string, options: TaskLoadOptions = {}): Promise<ModernBertForTokenClassification> {
+    const { store, model, head, warn } = loadTask(dir, options, isClassifier, 'ModernBertForTokenClassification');
+    const m = new ModernBertForTokenClassification(model, head, store);
+    warn();
+    return m;
+  }
+
+  /** A freshly initialised model for `config`. */
+  static fromConfig(config: ModernBertConfig, options: TaskLoadOptions = {}): ModernBertForTokenClassification {
+    const { store, model, head } = initTask(withLabels(config, options), options, false);
     return new ModernBertForTokenClassification(model, head, store);
   }
 
