@@ -143,7 +143,10 @@ export interface ColumnOptions {
 }
 
 export interface Example {
+  /** The text; for token classification the words (a list column) joined by spaces. */
   text: string;
+  /** Pre-split words, when the text column holds a list (token classification). */
+  words?: string[];
   textPair?: string;
   /** The raw label: a class id or name, a list (multi-label), a number (regression), or per-token tags. */
   label?: unknown;
@@ -175,7 +178,7 @@ export async function* readExamples(path: string, columns: ColumnOptions = {}): 
     };
     const text = need(textCol);
     if (typeof text !== 'string' && !Array.isArray(text)) throw new DataError(`${path}: record ${n}: column '${textCol}' is not text`);
-    const ex: Example = { text: Array.isArray(text) ? text.join(' ') : text };
+    const ex: Example = Array.isArray(text) ? { text: text.join(' '), words: text.map(String) } : { text };
     if (columns.textPair) ex.textPair = String(need(columns.textPair));
     if (labelCol) ex.label = need(labelCol);
     yield ex;
@@ -290,4 +293,117 @@ export function collate(seqs: Sequence[]): PackedMicroBatch {
 /** A seeded permutation of 0..n−1 (epoch e of a run with seed s uses seed s + e). */
 export function permutation(n: number, seed: number): number[] {
   return shuffle(Array.from({ length: n }, (_, i) => i), new Rng(seed));
+}
+
+/** What encoding needs of a tokenizer; @huggingface/tokenizers' `Tokenizer` fits. */
+export interface TextEncoder {
+  encode(text: string, options?: { text_pair?: string | null; add_special_tokens?: boolean }): { ids: number[] };
+}
+
+export type EncodeTask = 'mlm' | 'sequence-classification' | 'token-classification';
+
+export interface EncodeOptions {
+  task: EncodeTask;
+  /** Longest sequence in tokens, special tokens included (truncate, or for MLM split documents into chunks). */
+  maxLength: number;
+  clsTokenId: number;
+  sepTokenId: number;
+  /** Label name → id (sequence and token classification); numeric labels are used as ids. */
+  label2id?: Record<string, number>;
+  /** Sequence classification problem type (default single-label; lists → multi-label). */
+  problemType?: 'single_label_classification' | 'multi_label_classification' | 'regression';
+}
+
+function labelId(label: unknown, label2id: Record<string, number> | undefined, where: string): number {
+  const n = label2id ? Object.keys(label2id).length : Infinity;
+  if (typeof label === 'number' && Number.isInteger(label)) {
+    if (label < 0 || label >= n) throw new DataError(`${where}: label ${label} is outside [0, ${n})`);
+    return label;
+  }
+  if (typeof label === 'string') {
+    if (label2id && label in label2id) return label2id[label];
+    if (/^\d+$/.test(label) && Number(label) < n) return Number(label);
+    throw new DataError(`${where}: unknown label ${JSON.stringify(label)}${label2id ? ` (labels: ${Object.keys(label2id).join(', ')})` : ''}`);
+  }
+  throw new DataError(`${where}: label ${JSON.stringify(label)} is not a class id or name`);
+}
+
+/**
+ * Tokenizes examples into training sequences. Sequence classification: [CLS] A [SEP] (B [SEP]) truncated to
+ * maxLength, labels mapped through label2id (a list becomes a multi-hot vector, regression takes the number).
+ * Token classification: `words` encoded one by one (a space before every word but the first, as
+ * is_split_into_words), the word's label on its first sub-token and -100 on the rest and on specials.
+ * MLM: each document is cut into chunks of maxLength − 2 tokens, each wrapped in [CLS] … [SEP].
+ */
+export async function* encodeExamples(examples: AsyncIterable<Example> | Iterable<Example>, tok: TextEncoder,
+  o: EncodeOptions): AsyncGenerator<Sequence> {
+  let n = 0;
+  const inner = o.maxLength - 2;
+  if (inner < 1) throw new DataError(`maxLength ${o.maxLength} leaves no room between [CLS] and [SEP]`);
+  const wrap = (ids: ArrayLike<number>) => Int32Array.from([o.clsTokenId, ...Array.from(ids), o.sepTokenId]);
+  for await (const ex of examples) {
+    n++;
+    const where = `example ${n}`;
+    if (o.task === 'mlm') {
+      const ids = tok.encode(ex.text, { add_special_tokens: false }).ids;
+      for (let i = 0; i < ids.length; i += inner) yield { ids: wrap(ids.slice(i, i + inner)) };
+      continue;
+    }
+    if (o.task === 'token-classification') {
+      const words = ex.words ?? ex.text.split(/\s+/).filter((w) => w !== '');
+      const tags = ex.label;
+      if (!Array.isArray(tags) || tags.length !== words.length)
+        throw new DataError(`${where}: needs one label per word (${words.length} words, got ${Array.isArray(tags) ? tags.length : typeof tags})`);
+      const ids: number[] = [];
+      const labels: number[] = [];
+      words.forEach((w, i) => {
+        const piece = tok.encode(i === 0 ? w : ` ${w}`, { add_special_tokens: false }).ids;
+        piece.forEach((id, j) => {
+          ids.push(id);
+          labels.push(j === 0 ? labelId(tags[i], o.label2id, `${where}, word ${i}`) : IGNORE_INDEX);
+        });
+      });
+      yield {
+        ids: wrap(ids.slice(0, inner)),
+        tokenLabels: Int32Array.from([IGNORE_INDEX, ...labels.slice(0, inner), IGNORE_INDEX]),
+      };
+      continue;
+    }
+    const a = tok.encode(ex.text, { add_special_tokens: false }).ids;
+    let ids: Int32Array;
+    if (ex.textPair !== undefined) {
+      // Truncate the longer text first (longest_first), leaving room for [CLS] A [SEP] B [SEP].
+      const b = tok.encode(ex.textPair, { add_special_tokens: false }).ids;
+      let la = a.length;
+      let lb = b.length;
+      while (la + lb > o.maxLength - 3) if (la >= lb) la--; else lb--;
+      ids = Int32Array.from([o.clsTokenId, ...a.slice(0, la), o.sepTokenId, ...b.slice(0, lb), o.sepTokenId]);
+    } else {
+      ids = wrap(a.slice(0, inner));
+    }
+    const type = o.problemType ?? (Array.isArray(ex.label) ? 'multi_label_classification' : 'single_label_classification');
+    let label: number | number[];
+    if (type === 'regression') {
+      label = Number(ex.label);
+      if (!Number.isFinite(label)) throw new DataError(`${where}: regression label ${JSON.stringify(ex.label)} is not a number`);
+    } else if (type === 'multi_label_classification') {
+      const C = o.label2id ? Object.keys(o.label2id).length : 0;
+      if (!Array.isArray(ex.label)) throw new DataError(`${where}: multi-label classification needs a list of labels`);
+      const list = ex.label as unknown[];
+      // A 0/1 vector of length C, or a list of label names / ids.
+      const isVector = list.length === C && list.every((v) => v === 0 || v === 1);
+      label = isVector ? list.map(Number) : Array.from({ length: C }, () => 0);
+      if (!isVector) for (const l of list) (label as number[])[labelId(l, o.label2id, where)] = 1;
+    } else {
+      label = labelId(ex.label, o.label2id, where);
+    }
+    yield { ids, label };
+  }
+}
+
+/** Collects an async iterable into an array (small sets: fine-tuning data, evaluation sets). */
+export async function collectAll<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
 }

@@ -127,3 +127,44 @@ describe('metrics (values from scikit-learn / SciPy definitions, computed by han
     assert.ok(Math.abs(spearman([1, 2, 2, 3], [10, 20, 30, 40]) - 0.9486832980505138) < 1e-12);
   });
 });
+
+describe('encodeExamples with the ModernBERT tokenizer', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { Tokenizer } = await import('@huggingface/tokenizers');
+  const { TOKENIZER_DIR } = await import('../helpers/fixtures.js');
+  const { encodeExamples, collectAll } = await import('../../src/train/data.js');
+  const tokDir = TOKENIZER_DIR;
+  const tok = new Tokenizer(JSON.parse(readFileSync(join(tokDir, 'tokenizer.json'), 'utf8')),
+    JSON.parse(readFileSync(join(tokDir, 'tokenizer_config.json'), 'utf8')));
+  const base = { clsTokenId: 50281, sepTokenId: 50282 };
+
+  it('sequence classification: [CLS] A [SEP], names → ids, truncation', async () => {
+    const seqs = await collectAll(encodeExamples([{ text: 'Hello world', label: 'pos' }], tok,
+      { ...base, task: 'sequence-classification', maxLength: 16, label2id: { neg: 0, pos: 1 } }));
+    assert.deepEqual(Array.from(seqs[0].ids), [50281, ...tok.encode('Hello world', { add_special_tokens: false }).ids, 50282]);
+    assert.equal(seqs[0].label, 1);
+    const long = await collectAll(encodeExamples([{ text: 'a b c d e f g h i j', textPair: 'k l', label: 0 }], tok,
+      { ...base, task: 'sequence-classification', maxLength: 8 }));
+    assert.equal(long[0].ids.length, 8);
+    assert.equal(long[0].ids.filter((t) => t === 50282).length, 2);
+    await assert.rejects(collectAll(encodeExamples([{ text: 'x', label: 'meh' }], tok,
+      { ...base, task: 'sequence-classification', maxLength: 8, label2id: { neg: 0, pos: 1 } })), /unknown label "meh" \(labels: neg, pos\)/);
+  });
+
+  it('token classification: label on the first sub-token of each word', async () => {
+    const [s] = await collectAll(encodeExamples([{ text: '', words: ['The', 'Fulton', 'jury'], label: [1, 2, 0] }], tok,
+      { ...base, task: 'token-classification', maxLength: 64 }));
+    const pieces = ['The', ' Fulton', ' jury'].map((w) => tok.encode(w, { add_special_tokens: false }).ids);
+    assert.deepEqual(Array.from(s.ids), [50281, ...pieces.flat(), 50282]);
+    const expected = [-100, ...pieces.flatMap((p, i) => p.map((_, j) => (j === 0 ? [1, 2, 0][i] : -100))), -100];
+    assert.deepEqual(Array.from(s.tokenLabels!), expected);
+  });
+
+  it('MLM: long documents become [CLS] chunk [SEP] pieces', async () => {
+    const text = 'word '.repeat(50);
+    const n = tok.encode(text, { add_special_tokens: false }).ids.length;
+    const seqs = await collectAll(encodeExamples([{ text }], tok, { ...base, task: 'mlm', maxLength: 12 }));
+    assert.equal(seqs.length, Math.ceil(n / 10));
+    assert.ok(seqs.every((q) => q.ids[0] === 50281 && q.ids[q.ids.length - 1] === 50282 && q.ids.length <= 12));
+  });
+});
