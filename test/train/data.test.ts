@@ -156,7 +156,7 @@ describe('encodeExamples with the ModernBERT tokenizer', async () => {
       { ...base, task: 'token-classification', maxLength: 64 }));
     const pieces = ['The', ' Fulton', ' jury'].map((w) => tok.encode(w, { add_special_tokens: false }).ids);
     assert.deepEqual(Array.from(s.ids), [50281, ...pieces.flat(), 50282]);
-    const expected = [-100, ...pieces.flatMap((p, i) => p.map((_, j) => (j === 0 ? [1, 2, 0][i] : -100))), -100];
+    const expected = [-100, ...pieces.flatMap((p, i) => p.map((_: number, j: number) => (j === 0 ? [1, 2, 0][i] : -100))), -100];
     assert.deepEqual(Array.from(s.tokenLabels!), expected);
   });
 
