@@ -21,7 +21,7 @@ function gradError(actual: Float32Array, expected: Float32Array): number {
   return max === 0 ? diff : diff / max;
 }
 
-export async function runTrainFixture(name: string) {
+async function runTrainFixture(name: string, sparse = false) {
   const dir = fixtureDir(name);
   const arch = cases(name).architecture;
   const train = SafetensorsFile.read(join(dir, 'train.safetensors'));
@@ -38,15 +38,30 @@ export async function runTrainFixture(name: string) {
   } else {
     const Cls = arch === 'ModernBertForMaskedLM' ? ModernBertForMaskedLM : ModernBertForTokenClassification;
     const model = (await Cls.fromPretrained(dir)).train();
+    if (model instanceof ModernBertForMaskedLM) model.sparsePrediction = sparse;
     out = { model, res: model.forward({ inputIds, attentionMask, labels: rows2d(train, 'labels') }) };
   }
   return { train, ...out };
 }
 
-for (const name of MODEL_FIXTURES) {
-  describe(`gradients ${name}`, () => {
+const runs = [...MODEL_FIXTURES.map((name) => ({ name, sparse: false })), { name: 'mlm', sparse: true }, { name: 'mlm-alt', sparse: true }];
+for (const { name, sparse } of runs) {
+  describe(`gradients ${name}${sparse ? ' (sparse prediction)' : ''}`, () => {
     it('loss and every parameter gradient match the reference', async () => {
-      const { train, model, res } = await runTrainFixture(name);
+      const { train, model, res } = await runTrainFixture(name, sparse);
+      if (sparse) {
+        // Logits only at the labelled tokens, equal to the full logits' rows there.
+        const labels = rows2d(train, 'labels').flat().filter((_, i) => rows2d(train, 'attention_mask').flat()[i] === 1);
+        const picked = labels.flatMap((l, t) => (l === -100 ? [] : [t]));
+        const V = model.config.vocab_size;
+        const full = train.float32('logits');
+        assert.deepEqual(res.logits.dims, [picked.length, V]);
+        let worst = 0;
+        picked.forEach((t, r) => {
+          for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(res.logits.data[r * V + v] - full[t * V + v]));
+        });
+        assert.ok(worst < 1e-4, `sparse logits differ by ${worst}`);
+      }
       const loss = res.loss!;
       const expLoss = train.float32('loss')[0];
       assert.ok(Math.abs(loss.item() - expLoss) <= 1e-5 * Math.abs(expLoss), `loss ${loss.item()} vs ${expLoss}`);
@@ -61,7 +76,7 @@ for (const name of MODEL_FIXTURES) {
         if (err > worst) [worst, worstName] = [err, pname];
         assert.ok(err <= 5e-5, `grad.${pname}: max|g − e| / max|e| = ${err.toExponential(3)} exceeds 5e-5`);
       }
-      console.log(`# ${name}: loss ${loss.item()} (ref ${expLoss}); worst gradient ${worstName} ${worst.toExponential(2)}`);
+      console.log(`# ${name}${sparse ? ' sparse' : ''}: loss ${loss.item()} (ref ${expLoss}); worst gradient ${worstName} ${worst.toExponential(2)}`);
     });
   });
 }

@@ -93,6 +93,10 @@ describe('Trainer', () => {
       schedule: { type: 'wsd', warmupSteps: 3 }, progress: false, masking: { maskTokenId: 4, specialIds: [1, 2, 3] },
     });
     const before = trainer.evaluate();
+    model.sparsePrediction = false; // the full decoder gives the same metrics
+    const dense = trainer.evaluate();
+    model.sparsePrediction = true;
+    assert.ok(Math.abs(dense.eval_loss - before.eval_loss) < 1e-5 && dense.mlm_accuracy === before.mlm_accuracy);
     trainer.fit();
     const after = readLog(out).filter((x) => x.type === 'eval').pop();
     assert.ok(after.eval_loss < before.eval_loss - 1, `eval loss ${before.eval_loss} → ${after.eval_loss}`);
