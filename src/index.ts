@@ -22,3 +22,7 @@ export type { AggregationStrategy, EntityGroup, TokenClassificationOptions, Toke
 export { HubError, hfHubDownload, resolveModel, snapshotFiles } from './hub/hub.js';
 export type { FileSet, HubOptions, ProgressInfo } from './hub/hub.js';
 export { DEFAULT_MODEL_DIR, defaultModelPath } from './hub/default-model.js';
+export { FlatParameters, Parameter } from './model/parameter.js';
+export type { NamedParameters } from './model/parameter.js';
+export type { SequenceLabels, TokenLabels } from './model/heads.js';
+export { Loss, TrainingError } from './train/losses.js';

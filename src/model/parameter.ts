@@ -1,0 +1,60 @@
+/**
+ * Trainable tensors. A `Parameter` holds the values (`data`) and, once training starts, the gradient
+ * (`grad`), as PyTorch's does. `FlatParameters` moves a model's parameters into one Float32Array with a
+ * view per tensor, and gives the gradients the same layout (llm.c's layout): zeroing the gradients,
+ * clipping by global norm and the optimiser's moments are then single loops over single arrays.
+ */
+
+export class Parameter {
+  /** d loss / d data, same shape; null until the model is put in training mode. Backward passes add to it. */
+  grad: Float32Array | null = null;
+
+  constructor(
+    /** The values; `FlatParameters` re-points this at a view of its buffer. */
+    public data: Float32Array,
+    readonly shape: readonly number[],
+  ) {}
+
+  get size(): number {
+    return this.data.length;
+  }
+}
+
+/** `[name, parameter]` pairs with Hugging Face tensor names, each tensor once (tied weights appear under one name). */
+export type NamedParameters = [string, Parameter][];
+
+export interface FlatEntry {
+  name: string;
+  param: Parameter;
+  /** Offset of the tensor in `data` and `grad`. */
+  offset: number;
+}
+
+export class FlatParameters {
+  /** Every parameter's values, concatenated in `entries` order. */
+  readonly data: Float32Array;
+  /** Every parameter's gradient, same layout as `data`. */
+  readonly grad: Float32Array;
+  readonly entries: FlatEntry[];
+
+  /** Copies the values into one buffer and re-points each parameter's `data` and `grad` at views of it. */
+  constructor(named: NamedParameters) {
+    const total = named.reduce((n, [, p]) => n + p.size, 0);
+    this.data = new Float32Array(total);
+    this.grad = new Float32Array(total);
+    this.entries = [];
+    let offset = 0;
+    for (const [name, param] of named) {
+      const n = param.size;
+      this.data.set(param.data, offset);
+      param.data = this.data.subarray(offset, offset + n);
+      param.grad = this.grad.subarray(offset, offset + n);
+      this.entries.push({ name, param, offset });
+      offset += n;
+    }
+  }
+
+  zeroGrad(): void {
+    this.grad.fill(0);
+  }
+}
