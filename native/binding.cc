@@ -190,6 +190,129 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// cuSeqlens[0..S] must start at 0 and never decrease; returns T = cuSeqlens[S], or -1 with an exception pending.
+int checkCuSeqlens(Napi::Env env, const int32_t* cu, int S) {
+  if (cu[0] != 0) {
+    Napi::RangeError::New(env, "cuSeqlens must start at 0").ThrowAsJavaScriptException();
+    return -1;
+  }
+  for (int s = 0; s < S; s++)
+    if (cu[s + 1] < cu[s]) {
+      Napi::RangeError::New(env, "cuSeqlens must be non-decreasing").ThrowAsJavaScriptException();
+      return -1;
+    }
+  return cu[S];
+}
+
+// attentionBackward(dqkv, dout, qkv, out, lse, cuSeqlens, numSeqs, H, Dh, window, scale)
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int S = intArg(info, 6, "numSeqs"), H = intArg(info, 7, "H"), Dh = intArg(info, 8, "Dh");
+  CHECK_ENV(env);
+  const int32_t* cu = i32(info, 5, "cuSeqlens", size_t(S) + 1);
+  CHECK_ENV(env);
+  const int T = checkCuSeqlens(env, cu, S);
+  CHECK_ENV(env);
+  float* dqkv = f32(info, 0, "dqkv", size_t(T) * 3 * H * Dh);
+  const float* dout = f32(info, 1, "dout", size_t(T) * H * Dh);
+  const float* qkv = f32(info, 2, "qkv", size_t(T) * 3 * H * Dh);
+  const float* out = f32(info, 3, "out", size_t(T) * H * Dh);
+  const float* lse = f32(info, 4, "lse", size_t(H) * T);
+  CHECK_ENV(env);
+  const int window = info[9].ToNumber().Int32Value();
+  mb::attention_backward(dqkv, dout, qkv, out, lse, cu, S, H, Dh, window, info[10].ToNumber().FloatValue());
+  return env.Undefined();
+}
+
+// layernormBackward(dx, dw, db|null, dout, x, w, mean, rstd, T, D)
+Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int T = intArg(info, 8, "T"), D = intArg(info, 9, "D");
+  CHECK_ENV(env);
+  float* dx = f32(info, 0, "dx", size_t(T) * D);
+  float* dw = f32(info, 1, "dw", D);
+  float* db = f32(info, 2, "db", D, true);
+  const float* dout = f32(info, 3, "dout", size_t(T) * D);
+  const float* x = f32(info, 4, "x", size_t(T) * D);
+  const float* w = f32(info, 5, "weight", D);
+  const float* mean = f32(info, 6, "mean", T);
+  const float* rstd = f32(info, 7, "rstd", T);
+  CHECK_ENV(env);
+  mb::layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, T, D);
+  return env.Undefined();
+}
+
+// gegluBackward(dx, dout, x, T, I, act)
+Napi::Value GegluBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int T = intArg(info, 3, "T"), I = intArg(info, 4, "I");
+  CHECK_ENV(env);
+  float* dx = f32(info, 0, "dx", size_t(T) * 2 * I);
+  const float* dout = f32(info, 1, "dout", size_t(T) * I);
+  const float* x = f32(info, 2, "x", size_t(T) * 2 * I);
+  const mb::Activation act = actArg(info, 5);
+  CHECK_ENV(env);
+  mb::geglu_backward(dx, dout, x, T, I, act);
+  return env.Undefined();
+}
+
+// activationBackward(dx, dout, x, n, act)
+Napi::Value ActivationBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = intArg(info, 3, "n");
+  CHECK_ENV(env);
+  float* dx = f32(info, 0, "dx", n);
+  const float* dout = f32(info, 1, "dout", n);
+  const float* x = f32(info, 2, "x", n);
+  const mb::Activation act = actArg(info, 4);
+  CHECK_ENV(env);
+  mb::activation_backward(dx, dout, x, n, act);
+  return env.Undefined();
+}
+
+// ropeBackward(dqkv, pos, cos, sin, T, H, Dh, maxPos)
+Napi::Value RopeBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int T = intArg(info, 4, "T"), H = intArg(info, 5, "H"), Dh = intArg(info, 6, "Dh"),
+            P = intArg(info, 7, "maxPos");
+  CHECK_ENV(env);
+  float* dqkv = f32(info, 0, "dqkv", size_t(T) * 3 * H * Dh);
+  const int32_t* pos = i32(info, 1, "pos", T);
+  const float* c = f32(info, 2, "cos", size_t(P) * (Dh / 2));
+  const float* s = f32(info, 3, "sin", size_t(P) * (Dh / 2));
+  CHECK_ENV(env);
+  for (int t = 0; t < T; t++)
+    if (pos[t] < 0 || pos[t] >= P) {
+      Napi::RangeError::New(env, "position " + std::to_string(pos[t]) + " is outside the RoPE table [0, " +
+                                     std::to_string(P) + ")")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  mb::rope_backward(dqkv, pos, c, s, T, H, Dh);
+  return env.Undefined();
+}
+
+// embeddingBackward(dtable, dout, ids, T, D, vocab, paddingIdx); paddingIdx < 0 skips nothing.
+Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int T = intArg(info, 3, "T"), D = intArg(info, 4, "D"), V = intArg(info, 5, "vocab");
+  CHECK_ENV(env);
+  float* dtable = f32(info, 0, "dtable", size_t(V) * D);
+  const float* dout = f32(info, 1, "dout", size_t(T) * D);
+  const int32_t* ids = i32(info, 2, "ids", T);
+  CHECK_ENV(env);
+  const int paddingIdx = info[6].ToNumber().Int32Value();
+  for (int t = 0; t < T; t++)
+    if (ids[t] < 0 || ids[t] >= V) {
+      Napi::RangeError::New(env, "token id " + std::to_string(ids[t]) + " at position " + std::to_string(t) +
+                                     " is outside the vocabulary [0, " + std::to_string(V) + ")")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  mb::embedding_backward(dtable, dout, ids, T, D, paddingIdx);
+  return env.Undefined();
+}
+
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.2;
   return Napi::Number::New(info.Env(), mb::fma_peak_gflops(seconds));
@@ -226,6 +349,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("embedding", Napi::Function::New(env, Embedding));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
+  exports.Set("layernormBackward", Napi::Function::New(env, LayerNormBackward));
+  exports.Set("gegluBackward", Napi::Function::New(env, GegluBackward));
+  exports.Set("activationBackward", Napi::Function::New(env, ActivationBackward));
+  exports.Set("ropeBackward", Napi::Function::New(env, RopeBackward));
+  exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));

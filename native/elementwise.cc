@@ -1,28 +1,82 @@
-// Row-wise and element-wise kernels: LayerNorm, activations, GeGLU, embedding gather, RoPE; and the
-// FMA peak probe.
+// Row-wise and element-wise kernels, forward and backward: LayerNorm, activations, GeGLU, embedding gather and
+// scatter-add, RoPE; and the FMA peak probe. The vectorised bodies live in elementwise_impl.h, compiled once per
+// ISA (AVX-512, AVX2, portable) under `#pragma GCC target` and picked at run time by active_isa().
+#include <immintrin.h>
+
+// GCC 12's AVX-512 intrinsics self-initialise their "undefined" operands (`__Y = __Y`), which -Wuninitialized
+// reports at every inlined call site; the warning is spurious.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "cpu_features.h"
 #include "kernels.h"
 #include "threadpool.h"
 
 namespace mb {
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+namespace isa_avx512 {
+#define MB_VEC_ISA 2
+#include "vec_isa.h"
+#include "elementwise_impl.h"
+#undef MB_VEC_ISA
+#undef MB_INLINE
+}  // namespace isa_avx512
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace isa_avx2 {
+#define MB_VEC_ISA 1
+#include "vec_isa.h"
+#include "elementwise_impl.h"
+#undef MB_VEC_ISA
+#undef MB_INLINE
+}  // namespace isa_avx2
+#pragma GCC pop_options
+
+namespace isa_portable {
+#define MB_VEC_ISA 0
+#include "vec_isa.h"
+#include "elementwise_impl.h"
+#undef MB_VEC_ISA
+#undef MB_INLINE
+}  // namespace isa_portable
+
 namespace {
 
-inline float act1(float x, Activation act) {
-  switch (act) {
-    case Activation::GeluErf: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
-    case Activation::GeluTanh: {
-      const float c = 0.7978845608028654f;  // sqrt(2/pi)
-      return 0.5f * x * (1.f + std::tanh(c * (x + 0.044715f * x * x * x)));
-    }
-    case Activation::Silu: return x / (1.f + std::exp(-x));
-    case Activation::Relu: return x > 0.f ? x : 0.f;
-    default: return x;
+// The row kernels of the ISA in use, chosen once.
+struct RowKernels {
+  decltype(&isa_portable::activation_rows) activation_rows;
+  decltype(&isa_portable::activation_backward_rows) activation_backward_rows;
+  decltype(&isa_portable::geglu_row) geglu_row;
+  decltype(&isa_portable::geglu_backward_row) geglu_backward_row;
+  decltype(&isa_portable::layernorm_row) layernorm_row;
+  decltype(&isa_portable::layernorm_backward_row) layernorm_backward_row;
+  decltype(&isa_portable::rope_head) rope_head;
+  decltype(&isa_portable::add_rows) add_rows;
+};
+
+#define MB_ROW_KERNELS(ns)                                                                                       \
+  RowKernels {                                                                                                   \
+    ns::activation_rows, ns::activation_backward_rows, ns::geglu_row, ns::geglu_backward_row, ns::layernorm_row, \
+        ns::layernorm_backward_row, ns::rope_head, ns::add_rows                                                  \
   }
+
+const RowKernels& kern() {
+  static const RowKernels k = active_isa() == Isa::Avx512 ? MB_ROW_KERNELS(isa_avx512)
+                              : active_isa() == Isa::Avx2 ? MB_ROW_KERNELS(isa_avx2)
+                                                          : MB_ROW_KERNELS(isa_portable);
+  return k;
 }
+#undef MB_ROW_KERNELS
 
 // Splits [0, n) into chunks of about `grain` items and runs them on the pool.
 template <typename F>
@@ -38,42 +92,65 @@ void parallel_rows(int n, int grain, F&& body) {
 
 void layernorm(float* out, const float* x, const float* w, const float* b, int T, int D, float eps, float* mean,
                float* rstd) {
+  const RowKernels& k = kern();
   parallel_rows(T, 64, [&](int r0, int r1) {
-    for (int t = r0; t < r1; t++) {
-      const float* xr = x + size_t(t) * D;
-      float* o = out + size_t(t) * D;
-      double s = 0.0;
-      for (int d = 0; d < D; d++) s += xr[d];
-      const float mu = float(s / D);
-      double v = 0.0;
-      for (int d = 0; d < D; d++) {
-        const float c = xr[d] - mu;
-        v += double(c) * c;
-      }
-      const float rs = 1.f / std::sqrt(float(v / D) + eps);
-      for (int d = 0; d < D; d++) o[d] = (xr[d] - mu) * rs * w[d] + (b ? b[d] : 0.f);
-      if (mean) mean[t] = mu;
-      if (rstd) rstd[t] = rs;
-    }
+    for (int t = r0; t < r1; t++)
+      k.layernorm_row(out + size_t(t) * D, x + size_t(t) * D, w, b, D, eps, mean ? mean + t : nullptr,
+                      rstd ? rstd + t : nullptr);
   });
 }
 
+void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x, const float* w,
+                        const float* mean, const float* rstd, int T, int D) {
+  const RowKernels& k = kern();
+  // Each chunk of rows sums dw/db into its own partial row; the partials are then added in chunk order, so
+  // the result does not depend on the thread count or on scheduling.
+  const int grain = 128, chunks = (T + grain - 1) / grain;
+  static thread_local std::vector<float> partial;
+  partial.assign(size_t(chunks) * 2 * D, 0.f);
+  float* part = partial.data();
+  parallel_for(chunks, [&](int c) {
+    float* dwp = part + size_t(c) * 2 * D;
+    for (int t = c * grain; t < std::min(T, (c + 1) * grain); t++)
+      k.layernorm_backward_row(dx + size_t(t) * D, dwp, dwp + D, dout + size_t(t) * D, x + size_t(t) * D, w, mean[t],
+                               rstd[t], D);
+  });
+  for (int c = 0; c < chunks; c++) {
+    k.add_rows(dw, part + size_t(c) * 2 * D, D);
+    if (db) k.add_rows(db, part + size_t(c) * 2 * D + D, D);
+  }
+}
+
 void geglu(float* out, const float* x, int T, int I, Activation act) {
-  parallel_rows(T, 64, [&](int r0, int r1) {
-    for (int t = r0; t < r1; t++) {
-      const float* in = x + size_t(t) * 2 * I;
-      float* o = out + size_t(t) * I;
-      for (int i = 0; i < I; i++) o[i] = act1(in[i], act) * in[I + i];
-    }
+  const RowKernels& k = kern();
+  parallel_rows(T, 16, [&](int r0, int r1) {
+    for (int t = r0; t < r1; t++) k.geglu_row(out + size_t(t) * I, x + size_t(t) * 2 * I, I, act);
+  });
+}
+
+void geglu_backward(float* dx, const float* dout, const float* x, int T, int I, Activation act) {
+  const RowKernels& k = kern();
+  parallel_rows(T, 16, [&](int r0, int r1) {
+    for (int t = r0; t < r1; t++)
+      k.geglu_backward_row(dx + size_t(t) * 2 * I, dout + size_t(t) * I, x + size_t(t) * 2 * I, I, act);
   });
 }
 
 void activation(float* out, const float* x, int64_t n, Activation act) {
-  const int chunk = 1 << 14;
-  const int tasks = int((n + chunk - 1) / chunk);
-  parallel_for(tasks, [&](int t) {
-    const int64_t i0 = int64_t(t) * chunk, i1 = std::min<int64_t>(n, i0 + chunk);
-    for (int64_t i = i0; i < i1; i++) out[i] = act1(x[i], act);
+  const RowKernels& k = kern();
+  const int64_t chunk = 1 << 14;
+  parallel_for(int((n + chunk - 1) / chunk), [&](int t) {
+    const int64_t i0 = int64_t(t) * chunk;
+    k.activation_rows(out + i0, x + i0, std::min<int64_t>(n, i0 + chunk) - i0, act);
+  });
+}
+
+void activation_backward(float* dx, const float* dout, const float* x, int64_t n, Activation act) {
+  const RowKernels& k = kern();
+  const int64_t chunk = 1 << 14;
+  parallel_for(int((n + chunk - 1) / chunk), [&](int t) {
+    const int64_t i0 = int64_t(t) * chunk;
+    k.activation_backward_rows(dx + i0, dout + i0, x + i0, std::min<int64_t>(n, i0 + chunk) - i0, act);
   });
 }
 
@@ -83,24 +160,38 @@ void embedding(float* out, const float* table, const int32_t* ids, int T, int D)
   });
 }
 
-void rope(float* qkv, const int32_t* pos, const float* cos, const float* sin, int T, int H, int Dh) {
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int T, int D, int paddingIdx) {
+  const RowKernels& k = kern();
+  // Tasks own column ranges, so rows that share a token id never race and the sums run in token order.
+  const int cols = 64, tasks = (D + cols - 1) / cols;
+  parallel_for(tasks, [&](int c) {
+    const int c0 = c * cols, n = std::min(D, c0 + cols) - c0;
+    for (int t = 0; t < T; t++)
+      if (ids[t] != paddingIdx) k.add_rows(dtable + size_t(ids[t]) * D + c0, dout + size_t(t) * D + c0, n);
+  });
+}
+
+namespace {
+void rope_apply(float* qkv, const int32_t* pos, const float* cos, const float* sin, int T, int H, int Dh, float sign) {
+  const RowKernels& k = kern();
   const int half = Dh / 2, hidden = H * Dh;
-  parallel_rows(T, 64, [&](int r0, int r1) {
+  parallel_rows(T, 32, [&](int r0, int r1) {
     for (int t = r0; t < r1; t++) {
       const float* c = cos + size_t(pos[t]) * half;
       const float* s = sin + size_t(pos[t]) * half;
-      for (int part = 0; part < 2; part++) {  // q, then k
-        for (int h = 0; h < H; h++) {
-          float* x = qkv + size_t(t) * 3 * hidden + part * hidden + h * Dh;
-          for (int i = 0; i < half; i++) {
-            const float x1 = x[i], x2 = x[i + half];
-            x[i] = x1 * c[i] - x2 * s[i];
-            x[i + half] = x2 * c[i] + x1 * s[i];
-          }
-        }
-      }
+      for (int part = 0; part < 2; part++)  // q, then k
+        for (int h = 0; h < H; h++) k.rope_head(qkv + size_t(t) * 3 * hidden + part * hidden + h * Dh, c, s, half, sign);
     }
   });
+}
+}  // namespace
+
+void rope(float* qkv, const int32_t* pos, const float* cos, const float* sin, int T, int H, int Dh) {
+  rope_apply(qkv, pos, cos, sin, T, H, Dh, 1.f);
+}
+
+void rope_backward(float* dqkv, const int32_t* pos, const float* cos, const float* sin, int T, int H, int Dh) {
+  rope_apply(dqkv, pos, cos, sin, T, H, Dh, -1.f);
 }
 
 double fma_peak_gflops(double seconds) {

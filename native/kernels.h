@@ -39,6 +39,27 @@ void rope(float* qkv, const int32_t* pos, const float* cos, const float* sin, in
 void attention(float* out, float* lse, const float* qkv, const int32_t* cuSeqlens, int numSeqs,
                int H, int Dh, int window, float scale);
 
+// Backward of `attention` (FlashAttention-2: P recomputed per tile from the saved lse, D_i = rowsum(dO∘O)).
+// dout, out [T, H*Dh]; lse [H, T] from the forward; writes dq, dk, dv into dqkv [T, 3, H, Dh] (overwrites).
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                        const int32_t* cuSeqlens, int numSeqs, int H, int Dh, int window, float scale);
+
+// dx[T,D] = d LayerNorm / dx; dw[D] += Σ_t dout·x̂, db[D] += Σ_t dout (db may be null); mean/rstd from the forward.
+void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x, const float* w,
+                        const float* mean, const float* rstd, int T, int D);
+
+// Backward of geglu: dx[T,2I] (overwrites) from dout[T,I] and the forward's input x[T,2I].
+void geglu_backward(float* dx, const float* dout, const float* x, int T, int I, Activation act);
+
+// dx[n] = dout[n] · act'(x[n])  (dx may alias dout)
+void activation_backward(float* dx, const float* dout, const float* x, int64_t n, Activation act);
+
+// Backward of rope: rotates the q and k gradients in dqkv[T, 3, H, Dh] back by -angle, in place.
+void rope_backward(float* dqkv, const int32_t* pos, const float* cos, const float* sin, int T, int H, int Dh);
+
+// dtable[ids[t], :] += dout[t, :] for every t with ids[t] != paddingIdx (paddingIdx < 0: none skipped).
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int T, int D, int paddingIdx);
+
 // Measured float32 FMA throughput of this machine with the pool's threads, in GFLOP/s.
 double fma_peak_gflops(double seconds);
 

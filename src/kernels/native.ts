@@ -40,6 +40,12 @@ export const nativeKernels: Kernels = {
   embedding: addon.embedding,
   rope: addon.rope,
   attention: addon.attention,
+  attentionBackward: addon.attentionBackward,
+  layernormBackward: addon.layernormBackward,
+  gegluBackward: addon.gegluBackward,
+  activationBackward: addon.activationBackward,
+  ropeBackward: addon.ropeBackward,
+  embeddingBackward: addon.embeddingBackward,
 };
 
 /** Sets the size of the native thread pool (n ≤ 0: MODERNBERT_NUM_THREADS, else all cores); returns it. */

@@ -29,7 +29,34 @@ export function activate(x: number, act: Activation): number {
   }
 }
 
-export const referenceKernels: Kernels = {
+/** d act(x) / dx, the derivative `activationBackward` and `gegluBackward` multiply by. */
+export function activateGrad(x: number, act: Activation): number {
+  switch (act) {
+    case Activation.GeluErf:
+      return 0.5 * (1 + erf(x / Math.SQRT2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+    case Activation.GeluTanh: {
+      const c = Math.sqrt(2 / Math.PI);
+      const t = Math.tanh(c * (x + 0.044715 * x * x * x));
+      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x);
+    }
+    case Activation.Silu: {
+      const s = 1 / (1 + Math.exp(-x));
+      return s * (1 + x * (1 - s));
+    }
+    case Activation.Relu:
+      return x > 0 ? 1 : 0;
+    case Activation.Identity:
+      return 1;
+  }
+}
+
+/**
+ * The reference kernels also accept Float64Array buffers (the `Floats` parameters), so tests can run them in
+ * double precision, e.g. for finite-difference checks of the backward kernels.
+ */
+export type Floats = Float32Array | Float64Array;
+
+export const referenceKernels = {
   name: 'reference',
 
   gemm(C, A, B, bias, M, N, K, transA, transB, beta) {
@@ -46,7 +73,8 @@ export const referenceKernels: Kernels = {
     }
   },
 
-  layernorm(out, x, w, b, T, D, eps, mean, rstd) {
+  layernorm(out: Floats, x: Floats, w: Floats, b: Floats | null, T: number, D: number, eps: number,
+    mean: Floats | null, rstd: Floats | null) {
     for (let t = 0; t < T; t++) {
       let mu = 0;
       for (let d = 0; d < D; d++) mu += x[t * D + d];
@@ -60,12 +88,12 @@ export const referenceKernels: Kernels = {
     }
   },
 
-  geglu(out, x, T, I, act) {
+  geglu(out: Floats, x: Floats, T: number, I: number, act: Activation) {
     for (let t = 0; t < T; t++)
       for (let i = 0; i < I; i++) out[t * I + i] = activate(x[t * 2 * I + i], act) * x[t * 2 * I + I + i];
   },
 
-  activation(out, x, n, act) {
+  activation(out: Floats, x: Floats, n: number, act: Activation) {
     for (let i = 0; i < n; i++) out[i] = activate(x[i], act);
   },
 
@@ -77,7 +105,7 @@ export const referenceKernels: Kernels = {
     }
   },
 
-  rope(qkv, pos, cos, sin, T, H, Dh, maxPos) {
+  rope(qkv: Floats, pos: Int32Array, cos: Floats, sin: Floats, T: number, H: number, Dh: number, maxPos: number) {
     const half = Dh / 2;
     const hidden = H * Dh;
     for (let t = 0; t < T; t++) {
@@ -99,7 +127,8 @@ export const referenceKernels: Kernels = {
     }
   },
 
-  attention(out, lse, qkv, cuSeqlens, numSeqs, H, Dh, window, scale) {
+  attention(out: Floats, lse: Floats | null, qkv: Floats, cuSeqlens: Int32Array, numSeqs: number, H: number, Dh: number,
+    window: number, scale: number) {
     const hidden = H * Dh;
     const T = cuSeqlens[numSeqs];
     for (let s = 0; s < numSeqs; s++) {
@@ -129,4 +158,115 @@ export const referenceKernels: Kernels = {
       }
     }
   },
-};
+
+  attentionBackward(dqkv: Floats, dout: Floats, qkv: Floats, out: Floats, lse: Floats, cuSeqlens: Int32Array,
+    numSeqs: number, H: number, Dh: number, window: number, scale: number) {
+    const hidden = H * Dh;
+    const T = cuSeqlens[numSeqs];
+    const g = new Float64Array(T * 3 * hidden);
+    for (let s = 0; s < numSeqs; s++) {
+      const start = cuSeqlens[s];
+      const end = cuSeqlens[s + 1];
+      for (let h = 0; h < H; h++) {
+        for (let i = start; i < end; i++) {
+          const q = i * 3 * hidden + h * Dh;
+          const o = i * hidden + h * Dh;
+          let D = 0;
+          for (let d = 0; d < Dh; d++) D += dout[o + d] * out[o + d];
+          const j0 = window < 0 ? start : Math.max(start, i - window);
+          const j1 = window < 0 ? end : Math.min(end, i + window + 1);
+          for (let j = j0; j < j1; j++) {
+            const k = j * 3 * hidden + hidden + h * Dh;
+            const v = k + hidden;
+            let dot = 0;
+            let dp = 0;
+            for (let d = 0; d < Dh; d++) {
+              dot += qkv[q + d] * qkv[k + d];
+              dp += dout[o + d] * qkv[v + d];
+            }
+            const p = Math.exp(dot * scale - lse[h * T + i]);
+            const ds = p * (dp - D) * scale;
+            for (let d = 0; d < Dh; d++) {
+              g[v + d] += p * dout[o + d];
+              g[q + d] += ds * qkv[k + d];
+              g[k + d] += ds * qkv[q + d];
+            }
+          }
+        }
+      }
+    }
+    dqkv.set(g.subarray(0, T * 3 * hidden));
+  },
+
+  layernormBackward(dx: Floats, dw: Floats, db: Floats | null, dout: Floats, x: Floats, w: Floats, mean: Floats,
+    rstd: Floats, T: number, D: number) {
+    for (let t = 0; t < T; t++) {
+      let a = 0;
+      let c = 0;
+      for (let d = 0; d < D; d++) {
+        const xh = (x[t * D + d] - mean[t]) * rstd[t];
+        const gw = dout[t * D + d] * w[d];
+        a += gw;
+        c += gw * xh;
+        dw[d] += dout[t * D + d] * xh;
+        if (db) db[d] += dout[t * D + d];
+      }
+      a /= D;
+      c /= D;
+      for (let d = 0; d < D; d++) {
+        const xh = (x[t * D + d] - mean[t]) * rstd[t];
+        dx[t * D + d] = rstd[t] * (dout[t * D + d] * w[d] - a - xh * c);
+      }
+    }
+  },
+
+  gegluBackward(dx: Floats, dout: Floats, x: Floats, T: number, I: number, act: Activation) {
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < I; i++) {
+        const a = x[t * 2 * I + i];
+        const gate = x[t * 2 * I + I + i];
+        const d = dout[t * I + i];
+        dx[t * 2 * I + i] = d * gate * activateGrad(a, act);
+        dx[t * 2 * I + I + i] = d * activate(a, act);
+      }
+    }
+  },
+
+  activationBackward(dx: Floats, dout: Floats, x: Floats, n: number, act: Activation) {
+    for (let i = 0; i < n; i++) dx[i] = dout[i] * activateGrad(x[i], act);
+  },
+
+  ropeBackward(dqkv: Floats, pos: Int32Array, cos: Floats, sin: Floats, T: number, H: number, Dh: number,
+    maxPos: number) {
+    // The transpose of the rotation: the same rotation by −angle.
+    const half = Dh / 2;
+    const hidden = H * Dh;
+    for (let t = 0; t < T; t++) {
+      const p = pos[t];
+      if (p < 0 || p >= maxPos) throw new InputError(`position ${p} is outside the RoPE table [0, ${maxPos})`);
+      for (let part = 0; part < 2; part++) {
+        for (let h = 0; h < H; h++) {
+          const base = t * 3 * hidden + part * hidden + h * Dh;
+          for (let i = 0; i < half; i++) {
+            const g1 = dqkv[base + i];
+            const g2 = dqkv[base + i + half];
+            const c = cos[p * half + i];
+            const s = sin[p * half + i];
+            dqkv[base + i] = g1 * c + g2 * s;
+            dqkv[base + i + half] = g2 * c - g1 * s;
+          }
+        }
+      }
+    }
+  },
+
+  embeddingBackward(dtable: Floats, dout: Floats, ids: Int32Array, T: number, D: number, vocab: number,
+    paddingIdx: number) {
+    for (let t = 0; t < T; t++) {
+      const id = ids[t];
+      if (id < 0 || id >= vocab) throw new InputError(`token id ${id} at position ${t} is outside the vocabulary [0, ${vocab})`);
+      if (id === paddingIdx) continue;
+      for (let d = 0; d < D; d++) dtable[id * D + d] += dout[t * D + d];
+    }
+  },
+} satisfies Kernels;

@@ -33,4 +33,28 @@ export interface Kernels {
    */
   attention(out: Float32Array, lse: Float32Array | null, qkv: Float32Array, cuSeqlens: Int32Array, numSeqs: number,
     H: number, Dh: number, window: number, scale: number): void;
+
+  // Backward kernels (training). Each overwrites its dx-like output unless it says it accumulates.
+  /**
+   * Gradient of `attention`: writes dq, dk, dv into dqkv [T, 3, H, Dh] from dout [T, H·Dh], the forward's qkv,
+   * out and lse [H, T] (FlashAttention-2: P recomputed from lse, D_i = Σ dO·O).
+   */
+  attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array,
+    cuSeqlens: Int32Array, numSeqs: number, H: number, Dh: number, window: number, scale: number): void;
+  /** dx[T,D] of `layernorm`; dw[D] += Σ_t dout·x̂ and db[D] += Σ_t dout accumulate (db may be null). */
+  layernormBackward(dx: Float32Array, dw: Float32Array, db: Float32Array | null, dout: Float32Array, x: Float32Array,
+    w: Float32Array, mean: Float32Array, rstd: Float32Array, T: number, D: number): void;
+  /** dx[T,2I] of `geglu` from dout[T,I] and the forward's x[T,2I]. */
+  gegluBackward(dx: Float32Array, dout: Float32Array, x: Float32Array, T: number, I: number, act: Activation): void;
+  /** dx[n] = dout[n]·act'(x[n]); dx may be dout. */
+  activationBackward(dx: Float32Array, dout: Float32Array, x: Float32Array, n: number, act: Activation): void;
+  /** Gradient of `rope`: rotates the q and k parts of dqkv [T, 3, H, Dh] back, in place. */
+  ropeBackward(dqkv: Float32Array, pos: Int32Array, cos: Float32Array, sin: Float32Array, T: number, H: number,
+    Dh: number, maxPos: number): void;
+  /**
+   * dtable[ids[t]] += dout[t] for every t whose id is not paddingIdx (HF's padding_idx row gets no gradient;
+   * paddingIdx < 0 skips nothing). ids outside [0, vocab) throw.
+   */
+  embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, T: number, D: number, vocab: number,
+    paddingIdx: number): void;
 }

@@ -3,7 +3,7 @@
  * ({name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}), then the data.
  * Every check names the file and the tensor, so a damaged checkpoint says what is wrong.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { SafetensorsError } from '../errors.js';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -67,7 +67,8 @@ export class SafetensorsFile {
       const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
       if (typeof info !== 'object' || info === null) fail(`tensor '${name}': entry is not an object`);
       const dtype = info.dtype as Dtype;
-      if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES))
+      // hasOwn, not `in`: 'constructor' or 'toString' must not pass as a dtype.
+      if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype))
         fail(`tensor '${name}': unknown dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
       const shape = info.shape;
       if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
@@ -86,10 +87,15 @@ export class SafetensorsFile {
       spans.push([begin, end, name]);
       tensors.set(name, { dtype, shape: shape as number[], bytes: buf.subarray(dataStart + begin, dataStart + end) });
     }
-    spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    for (let i = 1; i < spans.length; i++)
-      if (spans[i][0] < spans[i - 1][1] && spans[i][1] > spans[i][0])
-        fail(`tensors '${spans[i - 1][2]}' and '${spans[i][2]}' overlap (data_offsets [${spans[i - 1][0]}, ${spans[i - 1][1]}] and [${spans[i][0]}, ${spans[i][1]}])`);
+    // Sorted by begin, a non-empty span overlaps an earlier one exactly when it begins before the
+    // furthest end seen so far (comparing only neighbours misses [0,100], [10,10], [50,60]).
+    const filled = spans.filter(([b, e]) => e > b).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let furthest = filled[0];
+    for (const span of filled.slice(1)) {
+      if (span[0] < furthest[1])
+        fail(`tensors '${furthest[2]}' and '${span[2]}' overlap (data_offsets [${furthest[0]}, ${furthest[1]}] and [${span[0]}, ${span[1]}])`);
+      if (span[1] > furthest[1]) furthest = span;
+    }
     return new SafetensorsFile(path, tensors, metadata);
   }
 
@@ -205,8 +211,17 @@ function f32ToF16(x: number): number {
   return sign | ((exp + 15) << 10) | mant;
 }
 
-function encode(t: TensorToWrite): Uint8Array {
+function encode(t: TensorToWrite, what: string): Uint8Array {
   const n = t.data.length;
+  if (t.dtype === 'I32' || t.dtype === 'I64') {
+    // Int32Array.from would truncate 1.5 silently, BigInt64Array wraps past 2^63 and BigInt() throws a bare RangeError.
+    const limit = t.dtype === 'I32' ? 2 ** 31 : 2 ** 63;
+    for (let i = 0; i < n; i++) {
+      const x = t.data[i];
+      if (!Number.isInteger(x) || x < -limit || x >= limit)
+        throw new SafetensorsError(`${what}: value ${x} at index ${i} is not representable as ${t.dtype}`);
+    }
+  }
   const scratch = new Float32Array(1);
   const bits = new Uint32Array(scratch.buffer);
   switch (t.dtype) {
@@ -232,9 +247,15 @@ function encode(t: TensorToWrite): Uint8Array {
   }
 }
 
+/** Writes all of `bytes`: writeSync may write fewer bytes than asked (file size limit, full disk) without throwing. */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+}
+
 /**
  * Writes tensors to `path` atomically: a temporary file beside it, fsync, then rename, so a crash
- * never leaves a half-written checkpoint where a good one was.
+ * never leaves a half-written checkpoint where a good one was. A failed write removes the temporary
+ * file and throws a SafetensorsError; the file at `path`, if any, is untouched.
  */
 export function writeSafetensors(path: string, tensors: Map<string, TensorToWrite>, metadata: Record<string, string> = {}): void {
   const names = [...tensors.keys()].sort();
@@ -245,7 +266,7 @@ export function writeSafetensors(path: string, tensors: Map<string, TensorToWrit
     const t = tensors.get(name)!;
     const size = t.shape.reduce((a, b) => a * b, 1);
     if (size !== t.data.length) throw new SafetensorsError(`${path}: tensor '${name}' has ${t.data.length} values for shape [${t.shape}]`);
-    const bytes = encode(t);
+    const bytes = encode(t, `${path}: tensor '${name}'`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
     blobs.push(bytes);
     offset += bytes.length;
@@ -256,14 +277,19 @@ export function writeSafetensors(path: string, tensors: Map<string, TensorToWrit
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
   try {
-    writeSync(fd, len);
-    writeSync(fd, headerBytes);
-    for (const b of blobs) writeSync(fd, b);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, 'w');
+    try {
+      writeAll(fd, len);
+      writeAll(fd, headerBytes);
+      for (const b of blobs) writeAll(fd, b);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new SafetensorsError(`cannot write safetensors file ${path}: ${(e as Error).message}`);
   }
-  renameSync(tmp, path);
 }

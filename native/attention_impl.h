@@ -1,0 +1,318 @@
+// Flash attention, forward and backward, for ONE instruction set: included by attention.cc once per ISA, inside
+// that ISA's namespace and `#pragma GCC target` region, after vec_isa.h (no include guard on purpose).
+//
+// Layout of the work: a tile is (block of keys) × (block of queries). Scores are kept transposed, St[key][query],
+// so the online-softmax statistics (max, sum) of W queries sit in one vector and every step is lane-parallel.
+// All products go through tile_gemm, a register-blocked C (+)= A·B whose A operand is read element by element
+// with arbitrary strides (rows of K or V straight from qkv, or Pᵀ), so nothing but Qᵀ needs transposing.
+
+// Rows of C that one microkernel call holds in registers, for nv vectors of columns.
+constexpr int rows_for(int nv) {
+#if MB_VEC_ISA == 2
+  return nv >= 4 ? 6 : 8;  // ≤ 24 accumulators of the 32 zmm registers
+#else
+  return nv >= 2 ? 4 : 6;  // ≤ 12 accumulators of the 16 ymm registers
+#endif
+}
+#if MB_VEC_ISA == 2
+constexpr int kMaxNv = 4;
+#else
+constexpr int kMaxNv = 2;
+#endif
+constexpr int kMaxRows = 8;
+
+// C[RB, NV·W] (+)= Σ_k A[r·ars + k·aks] · B[k·ldb + 0:NV·W].
+template <int RB, int NV, bool ACC>
+static void tile_kernel(float* C, int ldc, const float* A, int ars, int aks, const float* B, int ldb, int K) {
+  Vf acc[RB][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = ACC ? load(C + r * ldc + v * W) : zero();
+  for (int k = 0; k < K; k++) {
+    Vf b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) b[v] = load(B + size_t(k) * ldb + v * W);
+    const float* a = A + size_t(k) * aks;
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; r++) {
+      const Vf ar = set1(a[size_t(r) * ars]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] = fma(ar, b[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) store(C + r * ldc + v * W, acc[r][v]);
+}
+
+using TileFn = void (*)(float*, int, const float*, int, int, const float*, int, int);
+
+template <bool ACC, int RB, int... NV>
+constexpr std::array<TileFn, kMaxNv> tile_row(std::integer_sequence<int, NV...>) {
+  return {{&tile_kernel<RB, NV + 1, ACC>...}};
+}
+template <bool ACC, int... RB>
+constexpr std::array<std::array<TileFn, kMaxNv>, kMaxRows> tile_table(std::integer_sequence<int, RB...>) {
+  return {{tile_row<ACC, RB + 1>(std::make_integer_sequence<int, kMaxNv>())...}};
+}
+
+// C[R, N] (+)= A[R, K] · B[K, N] with A[r, k] = A[r·ars + k·aks]; N is a multiple of W; ldc, ldb in floats.
+template <bool ACC>
+static void tile_gemm(float* C, int ldc, const float* A, int ars, int aks, const float* B, int ldb, int R, int N,
+                      int K) {
+  static constexpr auto table = tile_table<ACC>(std::make_integer_sequence<int, kMaxRows>());
+  for (int n0 = 0; n0 < N; n0 += kMaxNv * W) {
+    const int nv = std::min(kMaxNv, (N - n0) / W);
+    const int rb = rows_for(nv);
+    for (int r0 = 0; r0 < R; r0 += rb) {
+      const int rows = std::min(rb, R - r0);
+      table[rows - 1][nv - 1](C + size_t(r0) * ldc + n0, ldc, A + size_t(r0) * ars, ars, aks, B + n0, ldb, K);
+    }
+  }
+}
+
+static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+// Per-thread scratch, grown on demand and reused across calls (no allocation in the steady state).
+static float* scratch(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// dst[d·ld + i] = src[i·stride + d] for i < n, d < Dh; columns n..cols-1 are zeroed.
+static void transpose_in(float* dst, int ld, const float* src, size_t stride, int n, int cols, int Dh) {
+  for (int d = 0; d < Dh; d++) {
+    float* o = dst + size_t(d) * ld;
+    for (int i = 0; i < n; i++) o[i] = src[i * stride + d];
+    for (int i = n; i < cols; i++) o[i] = 0.f;
+  }
+}
+
+// Rows of Dh floats at `stride`, as a B operand of Dp = round_up(Dh, W) columns: the rows themselves when
+// Dh is a multiple of W, else copied into zero-padded rows (a vector load must not run past the buffer).
+static const float* rows_operand(const float* src, size_t stride, int n, int Dh, int Dp, float* buf, int* ld) {
+  if (Dh == Dp) {
+    *ld = int(stride);
+    return src;
+  }
+  for (int i = 0; i < n; i++) {
+    std::memcpy(buf + size_t(i) * Dp, src + i * stride, sizeof(float) * Dh);
+    std::memset(buf + size_t(i) * Dp + Dh, 0, sizeof(float) * (Dp - Dh));
+  }
+  *ld = Dp;
+  return buf;
+}
+
+// In St[nk][ld] (key kb+j, query q0+i), every score outside the window |query − key| ≤ window becomes -inf.
+// Only queries i < nq are meaningful; the padding columns are left alone.
+static void mask_window(float* St, int ld, int kb, int nk, int q0, int nq, int window) {
+  if (window < 0) return;
+  // The whole tile lies inside the band: nothing to do.
+  if (kb + nk - 1 - q0 <= window && q0 + nq - 1 - kb <= window) return;
+  const float ninf = -INFINITY;
+  for (int j = 0; j < nk; j++) {
+    const int key = kb + j;
+    const int lo = key - window - q0, hi = key + window + 1 - q0;  // valid i in [lo, hi)
+    if (lo <= 0 && hi >= nq) continue;
+    float* row = St + size_t(j) * ld;
+    for (int i = 0; i < nq; i += W) store(row + i, keep_range(load(row + i), i, lo, hi, ninf));
+  }
+}
+
+// Tile sizes. Local layers use smaller blocks so the band |i−j| ≤ window wastes less of each tile.
+static void block_sizes(int window, int* Bq, int* Bk) {
+  if (window >= 0 && window <= 96) {
+    *Bq = 32;
+    *Bk = 32;
+  } else {
+    *Bq = 64;
+    *Bk = 64;
+  }
+}
+
+struct QueryBlock { int seq, q0, q1; };
+
+static void attention_forward(float* out, float* lse, const float* qkv, const int32_t* cu, int numSeqs, int H,
+                              int Dh, int window, float scale) {
+  const int hidden = H * Dh;
+  const size_t stride = size_t(3) * hidden;
+  const int T = cu[numSeqs];
+  const int Dp = round_up(Dh, W);
+  int Bq, Bk;
+  block_sizes(window, &Bq, &Bk);
+  // Tasks: (query block, head); blocks never cross a sequence boundary, so one long sequence still gives
+  // many tasks and keeps every core busy.
+  static thread_local std::vector<QueryBlock> blocks;
+  blocks.clear();
+  for (int s = 0; s < numSeqs; s++)
+    for (int q = cu[s]; q < cu[s + 1]; q += Bq) blocks.push_back({s, q, std::min(cu[s + 1], q + Bq)});
+  const int nb = int(blocks.size());
+  const QueryBlock* blk = blocks.data();
+  parallel_for(nb * H, [&](int task) {
+    const QueryBlock b = blk[task / H];
+    const int h = task % H;
+    const int start = cu[b.seq], end = cu[b.seq + 1];
+    const int q0 = b.q0, nq = b.q1 - b.q0;
+    static thread_local std::vector<float> buf;
+    float* Qt = scratch(buf, size_t(Dh) * Bq + size_t(Bk) * Bq + size_t(Bq) * Dp + 3 * size_t(Bq) + size_t(Bk) * Dp);
+    float* St = Qt + size_t(Dh) * Bq;
+    float* O = St + size_t(Bk) * Bq;
+    float* m = O + size_t(Bq) * Dp;
+    float* l = m + Bq;
+    float* corr = l + Bq;
+    float* Vbuf = corr + Bq;
+
+    transpose_in(Qt, Bq, qkv + q0 * stride + h * Dh, stride, nq, Bq, Dh);
+    std::fill(O, O + size_t(Bq) * Dp, 0.f);
+    std::fill(m, m + Bq, -INFINITY);
+    std::fill(l, l + Bq, 0.f);
+
+    int kLo = start, kHi = end;
+    if (window >= 0) {
+      kLo = std::max(start, q0 - window);
+      kHi = std::min(end, q0 + nq + window);
+    }
+    const Vf vscale = set1(scale), ninf = set1(-INFINITY);
+    for (int kb = kLo; kb < kHi; kb += Bk) {
+      const int nk = std::min(Bk, kHi - kb);
+      const float* K = qkv + kb * stride + hidden + h * Dh;
+      // St[j][i] = k_j · q_i
+      tile_gemm<false>(St, Bq, K, int(stride), 1, Qt, Bq, nk, Bq, Dh);
+      mask_window(St, Bq, kb, nk, q0, nq, window);
+      for (int i = 0; i < Bq; i += W) {
+        Vf cm = load(St + i);
+        for (int j = 1; j < nk; j++) cm = vmax(cm, load(St + size_t(j) * Bq + i));
+        const Vf mold = load(m + i);
+        const Vf mnew = vmax(mold, cm * vscale);
+        // A query with no visible key yet keeps m = -inf; subtract 0 then so exp(-inf) gives 0, not NaN.
+        const Vf msafe = select_eq(mnew, ninf, zero(), mnew);
+        const Vf c = vexp(mold - msafe);
+        Vf sum = zero();
+        for (int j = 0; j < nk; j++) {
+          float* p = St + size_t(j) * Bq + i;
+          const Vf e = vexp(fma(load(p), vscale, zero() - msafe));
+          store(p, e);
+          sum = sum + e;
+        }
+        store(m + i, mnew);
+        store(l + i, fma(load(l + i), c, sum));
+        store(corr + i, c);
+      }
+      for (int i = 0; i < nq; i++) {
+        if (corr[i] == 1.f) continue;
+        const Vf c = set1(corr[i]);
+        for (int d = 0; d < Dp; d += W) store(O + size_t(i) * Dp + d, load(O + size_t(i) * Dp + d) * c);
+      }
+      int ldv;
+      const float* V = rows_operand(K + hidden, stride, nk, Dh, Dp, Vbuf, &ldv);
+      // O[i] += Σ_j P[j][i] v_j
+      tile_gemm<true>(O, Dp, St, 1, Bq, V, ldv, nq, Dp, nk);
+    }
+    for (int i = 0; i < nq; i++) {
+      float* o = out + size_t(q0 + i) * hidden + h * Dh;
+      const float inv = 1.f / l[i];
+      for (int d = 0; d < Dh; d++) o[d] = O[size_t(i) * Dp + d] * inv;
+      if (lse) lse[size_t(h) * T + q0 + i] = m[i] + std::log(l[i]);
+    }
+  });
+}
+
+// FlashAttention-2 backward. One task per (sequence, head) owns every write to that head's rows of dqkv, so the
+// tasks never race: for each key block it accumulates dK and dV over the query blocks that see it, and adds
+// that tile's share into a per-task dQ accumulator. P is recomputed from the saved lse.
+static void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                               const int32_t* cu, int numSeqs, int H, int Dh, int window, float scale) {
+  const int hidden = H * Dh;
+  const size_t stride = size_t(3) * hidden;
+  const int T = cu[numSeqs];
+  const int Dp = round_up(Dh, W);
+  int Bq, Bk;
+  block_sizes(window, &Bq, &Bk);
+  parallel_for(numSeqs * H, [&](int task) {
+    const int s = task / H, h = task % H;
+    const int start = cu[s], end = cu[s + 1], n = end - start;
+    if (n == 0) return;
+    static thread_local std::vector<float> buf;
+    const size_t need = size_t(n) * (Dp + 1) + 2 * size_t(Dh) * Bq + 2 * size_t(Bk) * Bq + 2 * size_t(Bk) * Dp +
+                        2 * size_t(Bq) * Dp + size_t(Bk) * Dp;
+    float* dQ = scratch(buf, need);
+    float* Dvec = dQ + size_t(n) * Dp;
+    float* Qt = Dvec + n;
+    float* dOt = Qt + size_t(Dh) * Bq;
+    float* P = dOt + size_t(Dh) * Bq;
+    float* dS = P + size_t(Bk) * Bq;
+    float* dK = dS + size_t(Bk) * Bq;
+    float* dV = dK + size_t(Bk) * Dp;
+    float* Qbuf = dV + size_t(Bk) * Dp;
+    float* dObuf = Qbuf + size_t(Bq) * Dp;
+    float* Kbuf = dObuf + size_t(Bq) * Dp;
+    const float* lseh = lse + size_t(h) * T;
+
+    std::fill(dQ, dQ + size_t(n) * Dp, 0.f);
+    // D_i = dO_i · O_i
+    for (int i = 0; i < n; i++) {
+      const float* a = dout + size_t(start + i) * hidden + h * Dh;
+      const float* o = out + size_t(start + i) * hidden + h * Dh;
+      Vf acc = zero();
+      int d = 0;
+      for (; d + W <= Dh; d += W) acc = fma(load(a + d), load(o + d), acc);
+      if (d < Dh) acc = fma(loadn(a + d, Dh - d), loadn(o + d, Dh - d), acc);
+      Dvec[i] = hsum(acc);
+    }
+    const Vf vscale = set1(scale);
+    for (int kb = start; kb < end; kb += Bk) {
+      const int nk = std::min(Bk, end - kb);
+      const float* Kr = qkv + kb * stride + hidden + h * Dh;
+      const float* Vr = Kr + hidden;
+      int ldk;
+      const float* Kop = rows_operand(Kr, stride, nk, Dh, Dp, Kbuf, &ldk);
+      std::fill(dK, dK + size_t(Bk) * Dp, 0.f);
+      std::fill(dV, dV + size_t(Bk) * Dp, 0.f);
+      int qLo = start, qHi = end;
+      if (window >= 0) {
+        qLo = std::max(start, kb - window);
+        qHi = std::min(end, kb + nk + window);
+      }
+      for (int q0 = qLo; q0 < qHi; q0 += Bq) {
+        const int nq = std::min(Bq, qHi - q0);
+        const float* Qr = qkv + q0 * stride + h * Dh;
+        const float* dOr = dout + size_t(q0) * hidden + h * Dh;
+        transpose_in(Qt, Bq, Qr, stride, nq, Bq, Dh);
+        transpose_in(dOt, Bq, dOr, hidden, nq, Bq, Dh);
+        // P[j][i] = exp(scale·k_j·q_i − lse_i); dP[j][i] = v_j · dO_i
+        tile_gemm<false>(P, Bq, Kr, int(stride), 1, Qt, Bq, nk, Bq, Dh);
+        mask_window(P, Bq, kb, nk, q0, nq, window);
+        tile_gemm<false>(dS, Bq, Vr, int(stride), 1, dOt, Bq, nk, Bq, Dh);
+        for (int i = 0; i < Bq; i += W) {
+          const int valid = std::min(W, nq - i);
+          if (valid <= 0) break;
+          const Vf L = loadn(lseh + q0 + i, valid);
+          const Vf D = loadn(Dvec + (q0 - start) + i, valid);
+          for (int j = 0; j < nk; j++) {
+            float* p = P + size_t(j) * Bq + i;
+            float* ds = dS + size_t(j) * Bq + i;
+            const Vf e = vexp(fma(load(p), vscale, zero() - L));
+            store(p, e);
+            // dS = P ⊙ (dP − D), with the softmax scale folded in for dQ and dK.
+            store(ds, e * (load(ds) - D) * vscale);
+          }
+        }
+        int ldq, ldo;
+        const float* Qop = rows_operand(Qr, stride, nq, Dh, Dp, Qbuf, &ldq);
+        const float* dOop = rows_operand(dOr, hidden, nq, Dh, Dp, dObuf, &ldo);
+        tile_gemm<true>(dV, Dp, P, Bq, 1, dOop, ldo, nk, Dp, nq);   // dV_j += Σ_i P[j][i] dO_i
+        tile_gemm<true>(dK, Dp, dS, Bq, 1, Qop, ldq, nk, Dp, nq);   // dK_j += Σ_i dS[j][i] q_i
+        tile_gemm<true>(dQ + size_t(q0 - start) * Dp, Dp, dS, 1, Bq, Kop, ldk, nq, Dp, nk);  // dQ_i += Σ_j dS[j][i] k_j
+      }
+      for (int j = 0; j < nk; j++) {
+        float* row = dqkv + size_t(kb + j) * stride + h * Dh;
+        std::memcpy(row + hidden, dK + size_t(j) * Dp, sizeof(float) * Dh);
+        std::memcpy(row + 2 * hidden, dV + size_t(j) * Dp, sizeof(float) * Dh);
+      }
+    }
+    for (int i = 0; i < n; i++)
+      std::memcpy(dqkv + size_t(start + i) * stride + h * Dh, dQ + size_t(i) * Dp, sizeof(float) * Dh);
+  });
+}
