@@ -44,12 +44,20 @@ export interface PeerInfo {
 /** Peak RSS the peer reached here per workload (its README), plus a margin: what must be free before it runs. */
 const PEER_NEEDS_GIB: Record<string, number> = { W1: 4.5, W2: 3.5, W3: 17 };
 
-/** The peer work folder: `explicit`, else $MODERNBERT_ORT_PEER, else <cache>/ortpeer. Checked for the model and onnxruntime-node. */
-export function peerWorkdir(explicit: string | undefined, peersDir: string): string {
+/**
+ * The peer work folder: `explicit`, else $MODERNBERT_ORT_PEER, else <cache>/ortpeer. With `setup`,
+ * ../shared/peers/setup.sh prepares it first (idempotent; apt python3-torch, npm onnxruntime-node,
+ * the ONNX export); otherwise it must already hold the model and onnxruntime-node.
+ */
+export function peerWorkdir(explicit: string | undefined, peersDir: string, setup: boolean): string {
   const dir = resolve(explicit ?? process.env.MODERNBERT_ORT_PEER ?? join(cacheRoot(), 'ortpeer'));
+  if (setup) {
+    const r = spawnSync('bash', [join(peersDir, 'setup.sh'), dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (r.status !== 0) throw new Error(`${join(peersDir, 'setup.sh')} ${dir} failed (${r.signal ?? `exit ${r.status}`})`);
+  }
   const missing = [PEER_MODEL_FILE, 'node_modules/onnxruntime-node/package.json'].filter((f) => !existsSync(join(dir, f)));
   if (missing.length)
-    throw new Error(`the ONNX Runtime peer is not set up in ${dir} (missing ${missing.join(', ')}): run \`bash ${join(peersDir, 'setup.sh')} ${dir}\` first`);
+    throw new Error(`the ONNX Runtime peer is not set up in ${dir} (missing ${missing.join(', ')}): run \`bash ${join(peersDir, 'setup.sh')} ${dir}\` first (or add --peer-setup)`);
   return dir;
 }
 

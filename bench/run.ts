@@ -28,6 +28,7 @@ interface Options {
   tiny: boolean;
   peer?: string | boolean;
   peers?: string;
+  peerSetup: boolean;
   peerWait: number;
   json?: string;
   fmaSeconds: number;
@@ -55,6 +56,7 @@ const program = new Command('bench')
   .option('--layers <n>', 'layers of the random model', int(1), BASE_SHAPE.layers)
   .option('--tiny', 'tiny random model (2 layers, hidden 64): checks the harness in seconds, numbers mean nothing', false)
   .option('--peer [dir]', 'also run the ONNX Runtime peer set up in dir by ../shared/peers/setup.sh (default $MODERNBERT_ORT_PEER, else <cache>/ortpeer)')
+  .option('--peer-setup', 'with --peer: first run ../shared/peers/setup.sh on the peer folder (apt python3-torch, npm onnxruntime-node 1.30.0, ONNX export)', false)
   .option('--peers <dir>', 'the shared peers folder (default: ../shared/peers beside the repository, or $MODERNBERT_PEERS)')
   .option('--peer-wait <minutes>', 'how long to wait for enough free memory before a peer run (W3 needs ~17 GiB)', positive, 15)
   .option('--json <file>', 'write all results as JSON')
@@ -109,7 +111,7 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
 
   const shape = opt.tiny ? TINY_SHAPE : { ...BASE_SHAPE, layers: opt.layers };
   const model = opt.model ?? randomCheckpoint(peers.dir, shape);
-  const peerDir = opt.peer ? peerWorkdir(typeof opt.peer === 'string' ? opt.peer : undefined, peers.dir) : undefined;
+  const peerDir = opt.peer ? peerWorkdir(typeof opt.peer === 'string' ? opt.peer : undefined, peers.dir, opt.peerSetup) : undefined;
   const config = JSON.parse(readFileSync(`${model}/config.json`, 'utf8')) as Record<string, number>;
   const flopsShape = {
     hidden: config.hidden_size, inter: config.intermediate_size, layers: config.num_hidden_layers,
