@@ -64,7 +64,7 @@ type Labeller = (args: unknown[]) => { label: string; flops: number };
 /**
  * Wraps `inner` so every kernel call is timed into `profile` while `profile.recording` is set.
  * GEMMs are labelled by the name of their B operand (`profile.weightNames`, else its [N, K] shape)
- * and direction (forward, dX = dY·W, dW = dYᵀ·X); attention by global/local.
+ * and direction (forward, dX = dY·W, dW = dYᵀ·X); attention and its backward by global/local layers.
  */
 export function profiledKernels(inner: Kernels, profile: KernelProfile): Kernels {
   const gemmLabel: Labeller = (a) => {
@@ -73,14 +73,19 @@ export function profiledKernels(inner: Kernels, profile: KernelProfile): Kernels
     const kind = transA ? ' dW' : transB ? '' : ' dX';
     return { label: `gemm ${name}${kind}`, flops: 2 * M * N * K };
   };
-  const attentionLabel: Labeller = (a) => {
-    const [cu, numSeqs, H, Dh, window] = a.slice(3, 8) as [Int32Array, number, number, number, number];
+  // Attention FLOPs per visited query–key pair and head, in units of Dh: the forward does Q·Kᵀ and P·V
+  // (2 FLOPs per multiply-add each); the FlashAttention-2 backward recomputes Q·Kᵀ and does dV, dP, dQ, dK.
+  const attentionLabel = (name: string, at: number, perPair: number): Labeller => (a) => {
+    const [cu, numSeqs, H, Dh, window] = a.slice(at, at + 5) as [Int32Array, number, number, number, number];
     let pairs = 0;
     for (let s = 0; s < numSeqs; s++) pairs += attentionPairs(cu[s + 1] - cu[s], window);
-    // Q·Kᵀ and P·V: 2 FLOPs per multiply-add, Dh each, per head.
-    return { label: window < 0 ? 'attention global' : 'attention local', flops: 4 * Dh * H * pairs };
+    return { label: `${name} ${window < 0 ? 'global' : 'local'}`, flops: perPair * Dh * H * pairs };
   };
-  const labellers: Record<string, Labeller> = { gemm: gemmLabel, attention: attentionLabel };
+  const labellers: Record<string, Labeller> = {
+    gemm: gemmLabel,
+    attention: attentionLabel('attention', 3, 4),
+    attentionBackward: attentionLabel('attentionBackward', 5, 10),
+  };
 
   const wrapped: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(inner)) {

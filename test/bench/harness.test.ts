@@ -51,6 +51,26 @@ describe('bench profile', () => {
     assert.ok(s.ms >= 0);
     assert.ok(profile.stats.has(`gemm ${N}x${K}`), 'an unnamed B operand is labelled by its shape');
   });
+
+  it('labels attention and its backward by global/local and counts their FLOPs per visited pair', () => {
+    const profile = new KernelProfile();
+    const k = profiledKernels(referenceKernels, profile);
+    const [H, Dh, window] = [2, 4, 1];
+    const cu = Int32Array.from([0, 3, 8]);
+    const T = 8;
+    const qkv = randomArray(T * 3 * H * Dh, 4);
+    const out = new Float32Array(T * H * Dh);
+    const lse = new Float32Array(H * T);
+    profile.recording = true;
+    k.attention(out, lse, qkv, cu, 2, H, Dh, -1, 0.5);
+    k.attentionBackward(new Float32Array(qkv.length), randomArray(out.length, 5), qkv, out, lse, cu, 2, H, Dh, window, 0.5);
+    const want = new Float32Array(T * H * Dh);
+    referenceKernels.attention(want, null, qkv, cu, 2, H, Dh, -1, 0.5);
+    assert.deepEqual(out, want);
+    assert.equal(profile.stats.get('attention global')?.flops, 4 * Dh * H * (3 * 3 + 5 * 5));
+    // window 1: a 3-token sequence has 2 + 3 + 2 = 7 pairs, a 5-token one 2 + 3 + 3 + 3 + 2 = 13.
+    assert.equal(profile.stats.get('attentionBackward local')?.flops, 10 * Dh * H * (7 + 13));
+  });
 });
 
 describe('npm run bench --tiny', () => {
