@@ -1,0 +1,118 @@
+/** The benchmark's printed tables: throughput and memory per engine, ratios to the peer, per-kernel time. */
+import type { PeerResult, PeerSkipped } from './peer.js';
+import type { FlopCount } from './peers.js';
+import type { Unavailable, WorkloadResult } from './workload.js';
+
+export interface Row {
+  workload: string;
+  ours: WorkloadResult | Unavailable;
+  peer?: PeerResult | PeerSkipped;
+  /** flops.mjs counts for the workload's lengths and the model's shape. */
+  flops?: FlopCount;
+}
+
+/** The issue's targets: ours/peer tokens/s per workload, peak RSS for W3, GEMMs' share of the FMA peak. */
+export const TARGETS: Record<string, { speedup: number; maxRssMiB?: number }> = {
+  W1: { speedup: 1.5 },
+  W2: { speedup: 2.5 },
+  W3: { speedup: 5, maxRssMiB: 1.5e9 / 2 ** 20 },
+};
+export const GEMM_TARGET = 0.8;
+
+export interface Ratios {
+  tokensPerSec: number;
+  peakRss: number;
+  speedupTarget?: number;
+  meetsSpeedup?: boolean;
+  meetsRss?: boolean;
+}
+
+export function ratios(row: Row): Ratios | undefined {
+  const { ours, peer } = row;
+  if (!ours.available || !peer?.available) return undefined;
+  const t = TARGETS[row.workload];
+  const tokensPerSec = ours.tokensPerSec.median / peer.tokensPerSec.median;
+  return {
+    tokensPerSec,
+    peakRss: ours.peakRssMiB / peer.peakRssMiB,
+    speedupTarget: t?.speedup,
+    meetsSpeedup: t ? tokensPerSec >= t.speedup : undefined,
+    meetsRss: t?.maxRssMiB !== undefined ? ours.peakRssMiB <= t.maxRssMiB : undefined,
+  };
+}
+
+/** GEMM totals of one forward: FLOPs, ms and the achieved fraction of the FMA peak. */
+export function gemmShare(r: WorkloadResult): { flops: number; ms: number; gflops: number; ofPeak: number } {
+  let flops = 0;
+  let ms = 0;
+  for (const [label, s] of Object.entries(r.kernels))
+    if (label.startsWith('gemm')) {
+      flops += s.flops;
+      ms += s.ms;
+    }
+  const gflops = ms > 0 ? flops / ms / 1e6 : 0;
+  return { flops, ms, gflops, ofPeak: gflops / r.fmaPeakGflops };
+}
+
+const f1 = (x: number) => x.toFixed(1);
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const summary = (s: { median: number; min: number; max: number }) => `${f1(s.median)} [${f1(s.min)}, ${f1(s.max)}]`;
+
+export function mainTable(rows: Row[]): string[] {
+  const out = ['workload | engine | seqs | real tok | tok/s median [min, max] | peak RSS MiB (after load) | load s | useful GFLOP/s | % of FMA peak',
+    '---|---|---|---|---|---|---|---|---'];
+  for (const row of rows) {
+    const o = row.ours;
+    let peakGflops: number | undefined;
+    if (!o.available) out.push(`${row.workload} | ours | not available: ${o.reason}`);
+    else {
+      const useful = (o.usefulFlopsPerToken * o.tokensPerSec.median) / 1e9;
+      peakGflops = o.fmaPeakGflops;
+      out.push(`${row.workload} | ours | ${o.sequences} | ${o.realTokens} | ${summary(o.tokensPerSec)} | ${o.peakRssMiB.toFixed(0)} (${o.peakRssAfterLoadMiB.toFixed(0)}) | ` +
+        `${(o.loadMs / 1000).toFixed(2)} | ${f1(useful)} | ${pct(useful / o.fmaPeakGflops)}${o.outputFinite ? '' : ' | NON-FINITE OUTPUT'}`);
+    }
+    const p = row.peer;
+    if (!p) continue;
+    if (!p.available) out.push(`${row.workload} | onnxruntime | ${p.reason}`);
+    else {
+      // Useful work is the same for both engines; the peer also computes padding and masked attention.
+      const useful = row.flops ? (row.flops.minimumPerReal * p.tokensPerSec.median) / 1e9 : NaN;
+      out.push(`${row.workload} | onnxruntime | ${p.sequences} | ${p.realTokens} (${p.paddedPositions} padded) | ${summary(p.tokensPerSec)} | ` +
+        `${p.peakRssMiB.toFixed(0)} (${p.peakRssAfterLoadMiB.toFixed(0)}) | ${(p.loadMs / 1000).toFixed(2)} | ${f1(useful)} | ` +
+        `${peakGflops ? pct(useful / peakGflops) : '-'}${p.outputFinite ? '' : ' | NON-FINITE OUTPUT'}`);
+    }
+  }
+  return out;
+}
+
+export function ratioTable(rows: Row[]): string[] {
+  const out = ['workload | tok/s ours/peer | target | peak RSS ours/peer | ours peak RSS MiB | RSS target', '---|---|---|---|---|---'];
+  for (const row of rows) {
+    const r = ratios(row);
+    if (!r) continue;
+    const t = TARGETS[row.workload];
+    const ok = (b: boolean | undefined) => (b === undefined ? '' : b ? ' (met)' : ' (NOT met)');
+    const o = row.ours as WorkloadResult;
+    out.push(`${row.workload} | ${r.tokensPerSec.toFixed(2)}x | ${t ? `>= ${t.speedup}x${ok(r.meetsSpeedup)}` : '-'} | ${r.peakRss.toFixed(2)}x | ` +
+      `${o.peakRssMiB.toFixed(0)} | ${t?.maxRssMiB ? `<= ${t.maxRssMiB.toFixed(0)}${ok(r.meetsRss)}` : '-'}`);
+  }
+  return out;
+}
+
+/** Per-kernel time of one forward, largest first, with GFLOP/s and share of the FMA peak where FLOPs are counted. */
+export function kernelTable(r: WorkloadResult): string[] {
+  const forwardMs = r.timesMs.reduce((a, b) => a + b, 0) / r.timesMs.length;
+  const entries = Object.entries(r.kernels).sort((a, b) => b[1].ms - a[1].ms);
+  const kernelMs = entries.reduce((a, [, s]) => a + s.ms, 0);
+  const out = [`${r.workload}: one forward ${(forwardMs / 1000).toFixed(3)} s (mean of ${r.runs} timed runs), FMA peak ${f1(r.fmaPeakGflops)} GFLOP/s`,
+    'kernel | calls | ms | % of forward | GFLOP/s | % of FMA peak', '---|---|---|---|---|---'];
+  const line = (label: string, calls: string, ms: number, flops: number) => {
+    const g = flops > 0 && ms > 0 ? flops / ms / 1e6 : 0;
+    out.push(`${label} | ${calls} | ${ms.toFixed(1)} | ${pct(ms / forwardMs)} | ${g ? f1(g) : '-'} | ${g ? pct(g / r.fmaPeakGflops) : '-'}`);
+  };
+  for (const [label, s] of entries) line(label, String(s.calls), s.ms, s.flops);
+  const g = gemmShare(r);
+  line('all GEMMs', '', g.ms, g.flops);
+  line('outside kernels (JS: packing, padding, allocation)', '', Math.max(0, forwardMs - kernelMs), 0);
+  return out;
+}
