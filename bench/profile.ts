@@ -54,7 +54,11 @@ export function attentionPairs(n: number, window: number): number {
 export function weightNames(layers: readonly object[]): Map<unknown, string> {
   const names = new Map<unknown, string>();
   for (const layer of layers)
-    for (const [key, value] of Object.entries(layer)) if (value !== null && typeof value === 'object') names.set(value, key);
+    for (const [key, value] of Object.entries(layer)) {
+      if (value === null || typeof value !== 'object') continue;
+      // Parameters carry their values in `.data`, the array the kernels receive.
+      names.set('data' in value && value.data instanceof Float32Array ? value.data : value, key);
+    }
   return names;
 }
 

@@ -88,8 +88,17 @@ describe('bad checkpoints', () => {
     await rejectsWith(ModernBertForMaskedLM.fromPretrained(dir), WeightError, ["'model.layers.2.mlp_norm.weight'"]);
     // A config that enables biases the checkpoint does not have.
     await rejectsWith(ModernBertForMaskedLM.fromPretrained(folder('bias-on', { attention_bias: true })), WeightError, ["'model.layers.0.attn.Wqkv.bias'"]);
-    // A classification head on an MLM checkpoint.
-    await rejectsWith(ModernBertForSequenceClassification.fromPretrained(folder('no-classifier')), WeightError, ["'classifier.weight'"]);
+    // A classification head on an MLM checkpoint starts fresh, as in Hugging Face, with a warning naming it.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      await ModernBertForSequenceClassification.fromPretrained(folder('no-classifier'));
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.ok(warnings.some((w) => w.includes('classifier.weight') && w.includes('newly initialized')), `warnings: ${warnings}`);
   });
 
   it('a weight stored with an unknown dtype names the tensor and the dtype', async () => {
