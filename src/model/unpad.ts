@@ -30,9 +30,17 @@ function rows(x: BatchInput, what: string): ArrayLike<number>[] {
   // A flat [seq] array is the common mistake: its "rows" are numbers, which have no length.
   x.forEach((row, b) => {
     if (row === null || typeof row !== 'object' || typeof row.length !== 'number')
-      throw new InputError(`${what}[${b}] is ${JSON.stringify(row)}, not a row: ${what} must be [batch, seq] (wrap one sequence as [ids])`);
+      throw new InputError(`${what}[${b}] is ${show(row)}, not a row: ${what} must be [batch, seq] (wrap one sequence as [ids])`);
+    // Transformers.js hands out BigInt64Array ids; ours are numbers (Int32Array), as STYLE.md decides.
+    if (row instanceof BigInt64Array || row instanceof BigUint64Array)
+      throw new InputError(`${what}[${b}] is a ${row.constructor.name}; pass numbers or an Int32Array (e.g. Int32Array.from(row, Number))`);
   });
   return x;
+}
+
+/** A value for an error message: bigint and strings are marked, so `1n` or `'1'` do not read as the number 1. */
+function show(v: unknown): string {
+  return typeof v === 'number' ? String(v) : typeof v === 'bigint' ? `${v}n (a bigint)` : JSON.stringify(v) ?? String(v);
 }
 
 /** Positions inside each sequence, [T], given cuSeqlens. */
@@ -65,7 +73,7 @@ export function packBatch(inputIds: BatchInput, attentionMask: BatchInput | unde
     let last = -1;
     for (let s = 0; s < S; s++) {
       const v = m ? m[s] : 1;
-      if (v !== 0 && v !== 1) throw new InputError(`attentionMask[${b}][${s}] is ${v}; mask values must be 0 or 1`);
+      if (v !== 0 && v !== 1) throw new InputError(`attentionMask[${b}][${s}] is ${show(v)}; mask values must be 0 or 1`);
       if (v === 1) {
         if (first < 0) first = s;
         else if (last !== s - 1) throw new InputError(`attentionMask row ${b} has a hole at position ${last + 1} (0 between 1s); only left or right padding is supported`);
@@ -85,7 +93,7 @@ export function packBatch(inputIds: BatchInput, attentionMask: BatchInput | unde
     for (let t = 0; t < cuSeqlens[b + 1] - cuSeqlens[b]; t++) {
       const id = row[rowStart[b] + t];
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
-        throw new InputError(`inputIds[${b}][${rowStart[b] + t}] = ${id} is not a token id in [0, ${vocabSize})`);
+        throw new InputError(`inputIds[${b}][${rowStart[b] + t}] = ${show(id)} is not a token id in [0, ${vocabSize})`);
       ids[cuSeqlens[b] + t] = id;
     }
   }

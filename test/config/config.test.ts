@@ -146,6 +146,15 @@ describe('layer_types + rope_parameters (newer transformers)', () => {
     });
   }
 
+  it('a config saved with toJSON reloads to the same values, from either form', () => {
+    const fields = (c: ModernBertConfig) => Object.fromEntries(Object.entries(c).filter(([k]) => k !== 'raw'));
+    for (const values of [readFixtureConfig('mlm-alt'), newForm(readFixtureConfig('mlm-alt'))]) {
+      const c = new ModernBertConfig(values);
+      const again = new ModernBertConfig(JSON.parse(JSON.stringify(c.toJSON())));
+      assert.deepEqual(fields(again), fields(c));
+    }
+  });
+
   it('layer_types wins over global_attn_every_n_layers when both are given', () => {
     const c = new ModernBertConfig({ num_hidden_layers: 4, global_attn_every_n_layers: 3, layer_types: ['sliding_attention', 'full_attention', 'full_attention', 'sliding_attention'] });
     assert.deepEqual([0, 1, 2, 3].map((i) => c.isGlobalLayer(i)), [false, true, true, false]);

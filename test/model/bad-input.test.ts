@@ -224,6 +224,13 @@ describe('bad inputs', () => {
     throwsWith(() => model.forward({ inputIds: new Tensor(Int32Array.from([501, 7, 502]), [3]) }), InputError, ['inputIds', 'dims [3]']);
   });
 
+  it('bigint ids (Transformers.js style) are refused with a hint, not misread', () => {
+    throwsWith(() => model.forward({ inputIds: [new BigInt64Array([501n, 7n, 502n])] as unknown as number[][] }), InputError, ['inputIds[0]', 'BigInt64Array', 'Int32Array']);
+    throwsWith(() => model.forward({ inputIds: [[501n, 7n, 502n]] as unknown as number[][] }), InputError, ['inputIds[0][0]', '501n (a bigint)']);
+    throwsWith(() => model.forward({ inputIds: [[501, 7, 502]], attentionMask: [[1n, 1n, 1n]] as unknown as number[][] }), InputError, ['attentionMask[0][0]', '1n (a bigint)']);
+    throwsWith(() => model.forward({ inputIds: [['501', '7']] as unknown as number[][] }), InputError, ['inputIds[0][0]', '"501"']);
+  });
+
   it('a mask with a hole names the row and position', () => {
     throwsWith(() => model.forward({ inputIds: [[501, 7, 8, 502]], attentionMask: [[1, 0, 1, 1]] }), InputError, ['row 0', 'hole', 'position 1']);
     throwsWith(() => model.forward({ inputIds: [[501, 7, 8, 9, 502], [501, 7, 8, 9, 502]], attentionMask: [[1, 1, 1, 1, 1], [0, 1, 1, 0, 1]] }), InputError, ['row 1', 'hole', 'position 3']);

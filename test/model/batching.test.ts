@@ -110,3 +110,23 @@ describe('native thread count', () => {
     }
   });
 });
+
+describe('input forms', () => {
+  it('number[][], Int32Array rows and a [batch, seq] Tensor give identical outputs', async () => {
+    const model = await load('mlm');
+    const { inputIds, attentionMask } = pad(model, sequences(model, [7, 30, 1], 3), (b) => (b === 1 ? 'right' : 'left'));
+    const S = inputIds[0].length;
+    const ref = model.forward({ inputIds, attentionMask }).logits;
+    const rows = model.forward({ inputIds: inputIds.map((r) => Int32Array.from(r)), attentionMask: attentionMask.map((r) => Int32Array.from(r)) }).logits;
+    const tensor = model.forward({
+      inputIds: new Tensor(Int32Array.from(inputIds.flat()), [inputIds.length, S]),
+      attentionMask: new Tensor(Int32Array.from(attentionMask.flat()), [inputIds.length, S]),
+    }).logits;
+    assert.deepEqual(rows.data, ref.data);
+    assert.deepEqual(tensor.data, ref.data);
+    assert.deepEqual(tensor.dims, [3, S, model.config.vocab_size]);
+    // Without a mask every position is real.
+    const unmasked = model.forward({ inputIds: [inputIds[1].slice(0, 30)] }).logits;
+    assert.deepEqual(unmasked.data, ref.data.subarray(S * 512, (S + 30) * 512));
+  });
+});

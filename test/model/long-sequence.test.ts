@@ -46,29 +46,36 @@ function activationBytes(spec: RandomModelSpec): number {
 }
 
 describe(`a single ${T}-token sequence`, () => {
-  it('through a ModernBERT-base-width global layer stays far below an n × n attention matrix', () => {
-    // Base width (hidden 768, 12 heads, intermediate 1152, vocab 50368). One layer: layer 0 is
-    // global, the case that could build n × n; more layers only repeat it (the narrow case below
-    // covers sliding layers) and cost ~80 GFLOP each.
+  it('through a ModernBERT-base-width layer stays within its activations, far below n × n', () => {
+    // Base width (hidden 768, 12 heads of 64, intermediate 1152, vocab 50368, 8192 positions), one
+    // sliding layer. Why not ModernBERT-base's global layer 0: with today's portable attention kernel
+    // (~3 GFLOP/s) its 206 GFLOP take 1.5-4 minutes on this shared machine, too slow for the suite.
+    // Measured by hand at base width, global layer, 8192 tokens: 296 MiB growth (this test's bound
+    // holds). The global kernel's memory at 8192 is tested below on heads of the same size (64);
+    // when the attention kernel is fast, put 'full_attention' here.
     const spec: RandomModelSpec = {
       hidden_size: 768, num_attention_heads: 12, intermediate_size: 1152, num_hidden_layers: 1,
       vocab_size: 50368, max_position_embeddings: T, local_attention: 128, global_attn_every_n_layers: 3,
+      layer_types: ['sliding_attention'],
     };
     const r = runChild(spec);
+    const bound = activationBytes(spec) + 256 * MiB;
     console.log(`base width, ${T} tokens: forward ${r.seconds.toFixed(1)} s, peak RSS growth ${(r.growthBytes / MiB).toFixed(0)} MiB (activations ${(activationBytes(spec) / MiB).toFixed(0)} MiB)`);
     assert.deepEqual(r.dims, [1, T, 768]);
     assert.ok(r.finite && r.meanAbs > 0.1, `output not sane: finite ${r.finite}, mean |h| ${r.meanAbs}`);
-    const nxn = 12 * T * T * 4;
-    assert.ok(r.growthBytes < 1024 * MiB, `forward grew RSS by ${(r.growthBytes / MiB).toFixed(0)} MiB; an n × n score matrix is ${(nxn / MiB).toFixed(0)} MiB`);
+    // Activations + 256 MiB: a single 8192 × 8192 float32 matrix (one head's scores, or a dense
+    // window mask) per thread would exceed it; 12 heads of n × n would be 3 GiB.
+    assert.ok(r.growthBytes < bound, `forward grew RSS by ${(r.growthBytes / MiB).toFixed(0)} MiB, bound ${(bound / MiB).toFixed(0)} MiB`);
   });
 
-  it('through a narrow model with global and sliding layers stays below even one head of n × n', () => {
-    // Activations here are ~30 MiB, so one 8192 × 8192 float32 matrix (256 MiB: a per-head score
-    // matrix, or a dense sliding-window mask) would stand out against the 160 MiB bound.
+  it('through global and sliding layers with base-size heads stays below even one head of n × n', () => {
+    // One head of 64 (ModernBERT-base's head size), so the global layer costs 17 GFLOP, not 206.
+    // Activations are ~25 MiB, so one 8192 × 8192 float32 matrix (256 MiB) would stand out
+    // against the 160 MiB bound.
     const spec: RandomModelSpec = {
       hidden_size: 64, num_attention_heads: 1, intermediate_size: 96, num_hidden_layers: 3,
       vocab_size: 512, max_position_embeddings: T, local_attention: 128, global_attn_every_n_layers: 3,
-      layer_types: ['full_attention', 'sliding_attention', 'sliding_attention'],
+      layer_types: ['full_attention', 'sliding_attention', 'full_attention'],
     };
     const r = runChild(spec);
     console.log(`narrow, ${T} tokens: forward ${r.seconds.toFixed(1)} s, peak RSS growth ${(r.growthBytes / MiB).toFixed(0)} MiB (activations ${(activationBytes(spec) / MiB).toFixed(0)} MiB)`);
