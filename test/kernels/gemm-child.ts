@@ -1,10 +1,11 @@
 /**
- * Child process of gemm.test.ts: runs the native GEMM (with the ISA and thread count the parent put in
- * MODERNBERT_ISA / MODERNBERT_NUM_THREADS, read once per process) against the reference on awkward
- * shapes and prints one JSON line: the ISA in use and the failures.
+ * Child process of gemm.test.ts: runs the native GEMMs (float32, prepacked, bf16) with the ISA, bf16
+ * path and thread count the parent put in MODERNBERT_ISA / MODERNBERT_BF16 / MODERNBERT_NUM_THREADS
+ * (read once per process) against the reference on awkward shapes, and prints one JSON line: the paths
+ * in use and the failures.
  */
 import { referenceKernels } from '../../src/kernels/reference.js';
-import { gemmPacked, nativeInfo, nativeKernels, packWeight } from '../../src/kernels/native.js';
+import { gemmBf16, gemmPacked, nativeInfo, nativeKernels, packWeight, packWeightBf16 } from '../../src/kernels/native.js';
 
 // Shapes: unit, odd, narrower than a SIMD vector, M = 1 against wide N, K across the depth block (256),
 // N across the column block (1024), K = 0 (C = beta·C + bias).
@@ -62,5 +63,25 @@ for (const [M, N, K] of SHAPES)
     cases++;
     if (!(e <= 1)) failures.push(`gemmPacked ${M}x${N}x${K} beta=${beta}: ${e.toFixed(1)}× tolerance`);
   }
+// bf16: the oracle rounds A and W to bf16 (nearest even) as the kernel does, then accumulates in float64,
+// so the same float32-accumulation tolerance applies and a wrong tile layout fails.
+const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+function bf16(x: number): number {
+  f32[0] = x;
+  const u = u32[0];
+  u32[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return f32[0];
+}
+for (const [M, N, K] of SHAPES)
+  for (const beta of [0, 1] as const)
+    for (const withBias of [false, true]) {
+      const A = random(M * K), W = random(N * K), bias = withBias ? random(N) : null, C0 = random(M * N);
+      const got = C0.slice(), want = C0.slice();
+      gemmBf16(got, A, packWeightBf16(W, N, K), bias, M, N, K, beta);
+      referenceKernels.gemm(want, A.map(bf16), W.map(bf16), bias, M, N, K, false, true, beta);
+      const e = maxExcess(got, want, K);
+      cases++;
+      if (!(e <= 1)) failures.push(`gemmBf16 ${M}x${N}x${K} beta=${beta} bias=${withBias}: ${e.toFixed(1)}× tolerance`);
+    }
 const info = nativeInfo();
-console.log(JSON.stringify({ isa: info.isa, threads: info.threads, cases, failures }));
+console.log(JSON.stringify({ isa: info.isa, bf16: info.bf16, threads: info.threads, cases, failures }));
