@@ -83,5 +83,15 @@ for (const [M, N, K] of SHAPES)
       cases++;
       if (!(e <= 1)) failures.push(`gemmBf16 ${M}x${N}x${K} beta=${beta} bias=${withBias}: ${e.toFixed(1)}× tolerance`);
     }
+// beta = 0 must not read C: NaN left in the output buffer may not leak into the result.
+for (const [M, N, K] of [[33, 65, 17], [257, 300, 129]]) {
+  const A = random(M * K), W = random(N * K);
+  const outs = [new Float32Array(M * N).fill(NaN), new Float32Array(M * N).fill(NaN), new Float32Array(M * N).fill(NaN)];
+  nativeKernels.gemm(outs[0], A, W, null, M, N, K, false, true, 0);
+  gemmPacked(outs[1], A, packWeight(W, N, K), null, M, N, K, 0);
+  gemmBf16(outs[2], A, packWeightBf16(W, N, K), null, M, N, K, 0);
+  cases++;
+  if (!outs.every((o) => o.every(Number.isFinite))) failures.push(`beta=0 read the NaN in C (${M}x${N}x${K})`);
+}
 const info = nativeInfo();
 console.log(JSON.stringify({ isa: info.isa, bf16: info.bf16, threads: info.threads, cases, failures }));
