@@ -10,8 +10,10 @@
 //
 // Blocking: a KC×NC block of B (≈1 MB) stays in L2 while the thread sweeps its rows of A in MR-row
 // panels; each A panel (MR×KC, ≤ 14 KB) stays in L1 while the sweep runs across the block's NR panels.
-// Threads split the (M, N) plane into tm×tn rectangles chosen to balance compute and packing cost, so a
-// single short sequence (small M) still uses every thread by splitting N.
+// Threads split the (M, N) plane into tm×tn shares chosen to balance compute and packing cost, so a
+// single short sequence (small M) still uses every thread by splitting N; each share is cut into a few
+// tasks taken dynamically. Every element of C is summed by one thread in one order: results do not
+// depend on the thread count.
 //
 // Also here: prepacked weights (gemm_packed: op(B) = Wᵀ packed once in the layout the driver reads) and
 // the FMA peak probe.
@@ -28,7 +30,7 @@
 #include "kernels.h"
 #include "threadpool.h"
 
-#define MB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define MB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 #define MB_AVX2 __attribute__((target("avx2,fma")))
 
 namespace mb {

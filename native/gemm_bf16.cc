@@ -23,8 +23,8 @@
 #include "kernels.h"
 #include "threadpool.h"
 
-#define MB_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
-#define MB_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,prfchw,amx-tile,amx-bf16")))
+#define MB_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+#define MB_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma,prfchw,amx-tile,amx-bf16")))
 
 namespace mb {
 namespace {
