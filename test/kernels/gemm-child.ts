@@ -4,7 +4,7 @@
  * (read once per process) against the reference on awkward shapes, and prints one JSON line: the paths
  * in use and the failures.
  */
-import { referenceKernels } from '../../src/kernels/reference.js';
+import { referenceGemmBf16, referenceKernels } from '../../src/kernels/reference.js';
 import { gemmBf16, gemmPacked, nativeInfo, nativeKernels, packWeight, packWeightBf16 } from '../../src/kernels/native.js';
 
 // Shapes: unit, odd, narrower than a SIMD vector, M = 1 against wide N, K across the depth block (256),
@@ -63,22 +63,15 @@ for (const [M, N, K] of SHAPES)
     cases++;
     if (!(e <= 1)) failures.push(`gemmPacked ${M}x${N}x${K} beta=${beta}: ${e.toFixed(1)}× tolerance`);
   }
-// bf16: the oracle rounds A and W to bf16 (nearest even) as the kernel does, then accumulates in float64,
-// so the same float32-accumulation tolerance applies and a wrong tile layout fails.
-const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
-function bf16(x: number): number {
-  f32[0] = x;
-  const u = u32[0];
-  u32[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
-  return f32[0];
-}
+// bf16: the oracle rounds A and W to bf16 as the kernel does and accumulates in float64, so the same
+// float32-accumulation tolerance applies and a wrong tile layout fails.
 for (const [M, N, K] of SHAPES)
   for (const beta of [0, 1] as const)
     for (const withBias of [false, true]) {
       const A = random(M * K), W = random(N * K), bias = withBias ? random(N) : null, C0 = random(M * N);
       const got = C0.slice(), want = C0.slice();
       gemmBf16(got, A, packWeightBf16(W, N, K), bias, M, N, K, beta);
-      referenceKernels.gemm(want, A.map(bf16), W.map(bf16), bias, M, N, K, false, true, beta);
+      referenceGemmBf16(want, A, W, bias, M, N, K, beta);
       const e = maxExcess(got, want, K);
       cases++;
       if (!(e <= 1)) failures.push(`gemmBf16 ${M}x${N}x${K} beta=${beta} bias=${withBias}: ${e.toFixed(1)}× tolerance`);
