@@ -166,15 +166,29 @@ MB_AMX void block_amx(const Problem& p, const uint16_t* Ab, int m0, int m1, int 
       for (int j0 = nc0; j0 < nc1; j0 += 32) {
         const uint16_t* b0 = p.Wp + tile_offset(j0 / 16, 0, KB);
         const uint16_t* b1 = p.Wp + tile_offset(j0 / 16 + 1, 0, KB);
-        // The C tile is written after the k loop: start fetching its lines now (C is 150 MB at M = 16384).
-        for (int i = 0, mr = std::min(32, m1 - i0); i < mr; i++) {
-          __builtin_prefetch(p.C + size_t(i0 + i) * p.N + j0, 1, 3);
-          __builtin_prefetch(p.C + size_t(i0 + i) * p.N + j0 + 16, 1, 3);
+        const int mr = std::min(32, m1 - i0), nr = std::min(32, n1 - j0);
+        // A whole tile without bias (the model's case) moves between C and the tile registers directly:
+        // beta = 1 loads C as the accumulators' start. Edge tiles and bias go through `acc`.
+        const bool direct = mr == 32 && nr == 32 && !p.bias;
+        float* c = p.C + size_t(i0) * p.N + j0;
+        const size_t ldc = size_t(p.N) * 4;
+        // C is written (and read with beta = 1) after the k loop: start fetching its lines now
+        // (C is 150 MB at M = 16384).
+        for (int i = 0; i < mr; i++) {
+          __builtin_prefetch(c + size_t(i) * p.N, 1, 3);
+          __builtin_prefetch(c + size_t(i) * p.N + 16, 1, 3);
         }
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
+        if (direct && p.beta != 0.f) {
+          _tile_loadd(0, c, ldc);
+          _tile_loadd(1, c + 16, ldc);
+          _tile_loadd(2, c + size_t(16) * p.N, ldc);
+          _tile_loadd(3, c + size_t(16) * p.N + 16, ldc);
+        } else {
+          _tile_zero(0);
+          _tile_zero(1);
+          _tile_zero(2);
+          _tile_zero(3);
+        }
         for (int kb = 0; kb < KB; kb++) {
           _tile_loadd(4, a0 + kb * 32, lda);
           _tile_loadd(5, a1 + kb * 32, lda);
@@ -185,11 +199,18 @@ MB_AMX void block_amx(const Problem& p, const uint16_t* Ab, int m0, int m1, int 
           _tile_dpbf16ps(2, 5, 6);
           _tile_dpbf16ps(3, 5, 7);
         }
-        _tile_stored(0, acc, 128);
-        _tile_stored(1, acc + 16, 128);
-        _tile_stored(2, acc + 16 * 32, 128);
-        _tile_stored(3, acc + 16 * 32 + 16, 128);
-        store_tile_avx512(p, acc, 32, i0, std::min(32, m1 - i0), j0, std::min(32, n1 - j0));
+        if (direct) {
+          _tile_stored(0, c, ldc);
+          _tile_stored(1, c + 16, ldc);
+          _tile_stored(2, c + size_t(16) * p.N, ldc);
+          _tile_stored(3, c + size_t(16) * p.N + 16, ldc);
+        } else {
+          _tile_stored(0, acc, 128);
+          _tile_stored(1, acc + 16, 128);
+          _tile_stored(2, acc + 16 * 32, 128);
+          _tile_stored(3, acc + 16 * 32 + 16, 128);
+          store_tile_avx512(p, acc, 32, i0, mr, j0, nr);
+        }
       }
     }
   }
