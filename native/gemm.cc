@@ -426,10 +426,17 @@ void run(const Operands& o) {
   const int tasksN = std::max(1, std::min(tn * splitN, (N + 2 * NR - 1) / (2 * NR)));
   const int rowsPer = (M + tasksM * MR - 1) / (tasksM * MR) * MR;
   const int colsPer = (N + tasksN * NR - 1) / (tasksN * NR) * NR;
-  parallel_for(tasksM * tasksN, [&](int t) {
-    const int m0 = (t / tasksN) * rowsPer, n0 = (t % tasksN) * colsPer;
-    const int m1 = std::min(M, m0 + rowsPer), n1 = std::min(N, n0 + colsPer);
-    if (m0 < m1 && n0 < n1) gemm_block(im, o, m0, m1, n0, n1);
+  // The task body captures one reference, so std::function keeps it inline instead of allocating.
+  struct Split {
+    const Impl& im;
+    const Operands& o;
+    int tasksN, rowsPer, colsPer;
+  } split{im, o, tasksN, rowsPer, colsPer};
+  parallel_for(tasksM * tasksN, [&split](int t) {
+    const Operands& o = split.o;
+    const int m0 = (t / split.tasksN) * split.rowsPer, n0 = (t % split.tasksN) * split.colsPer;
+    const int m1 = std::min(o.M, m0 + split.rowsPer), n1 = std::min(o.N, n0 + split.colsPer);
+    if (m0 < m1 && n0 < n1) gemm_block(split.im, o, m0, m1, n0, n1);
   });
 }
 

@@ -271,6 +271,27 @@ void block_portable(const Problem& p, const uint16_t* Ab, int m0, int m1, int n0
   }
 }
 
+// Rows [m0, m1) × columns [n0, n1) of C on the calling thread, on the process's bf16 path.
+void run_block(const Problem& p, int m0, int m1, int n0, int n1) {
+  const Bf16Path pth = path();
+  if (pth == Bf16Path::Amx) amx_begin();
+  uint16_t* Ab = activations.get(size_t(MCB) * p.Kp);
+  for (int mc0 = m0; mc0 < m1; mc0 += MCB) {
+    const int mc1 = std::min(m1, mc0 + MCB);
+    // Round this chunk of A to bf16; rows up to the next multiple of 32 are zero so whole tiles load.
+    for (int i = mc0, e = mc0 + round_up(mc1 - mc0, 32); i < e; i++) {
+      uint16_t* dst = Ab + size_t(i - mc0) * p.Kp;
+      if (i >= p.M) std::memset(dst, 0, sizeof(uint16_t) * p.Kp);
+      else if (pth == Bf16Path::Portable) convert_row_portable(dst, p.A + size_t(i) * p.K, p.K, p.Kp);
+      else convert_row_avx512(dst, p.A + size_t(i) * p.K, p.K, p.Kp);
+    }
+    if (pth == Bf16Path::Amx) block_amx(p, Ab, mc0, mc1, n0, n1);
+    else if (pth == Bf16Path::Avx512Bf16) block_avx512bf16(p, Ab, mc0, mc1, n0, n1);
+    else block_portable(p, Ab, mc0, mc1, n0, n1);
+  }
+  if (pth == Bf16Path::Amx) amx_end();
+}
+
 }  // namespace
 
 const char* bf16_path_name() {
@@ -308,36 +329,28 @@ void gemm_bf16(float* C, const float* A, const uint16_t* Wp, const float* bias, 
       }
     return;
   }
-  const Bf16Path pth = path();
+  path();  // choose the path (and ask for AMX) on the calling thread, before the workers need it
   const Problem p{C, A, Wp, bias, M, N, K, round_up(K, 32), beta};
-  // Split rows (in 32-row blocks) across threads when there are enough, else columns (32-column pairs).
+  // Split rows (in 32-row blocks) when there are enough, else columns (32-column pairs), into a few
+  // tasks per thread taken dynamically (a thread that starts late does less).
   const int threads = num_threads();
   const int rowBlocks = round_up(M, 32) / 32, colBlocks = round_up(N, 32) / 32;
   const bool byRows = rowBlocks >= 4 * threads || rowBlocks >= colBlocks;
   const int units = byRows ? rowBlocks : colBlocks;
-  const int tasks = std::min(units, threads);
-  parallel_for(tasks, [&](int t) {
-    const int u0 = units * t / tasks, u1 = units * (t + 1) / tasks;
-    int m0 = 0, m1 = M, n0 = 0, n1 = N;
-    if (byRows) m0 = u0 * 32, m1 = std::min(M, u1 * 32);
-    else n0 = u0 * 32, n1 = std::min(N, u1 * 32);
-    if (m0 >= m1 || n0 >= n1) return;
-    if (pth == Bf16Path::Amx) amx_begin();
-    uint16_t* Ab = activations.get(size_t(MCB) * p.Kp);
-    for (int mc0 = m0; mc0 < m1; mc0 += MCB) {
-      const int mc1 = std::min(m1, mc0 + MCB);
-      // Round this chunk of A to bf16; rows up to the next multiple of 32 are zero so whole tiles load.
-      for (int i = mc0, e = mc0 + round_up(mc1 - mc0, 32); i < e; i++) {
-        uint16_t* dst = Ab + size_t(i - mc0) * p.Kp;
-        if (i >= M) std::memset(dst, 0, sizeof(uint16_t) * p.Kp);
-        else if (pth == Bf16Path::Portable) convert_row_portable(dst, A + size_t(i) * K, K, p.Kp);
-        else convert_row_avx512(dst, A + size_t(i) * K, K, p.Kp);
-      }
-      if (pth == Bf16Path::Amx) block_amx(p, Ab, mc0, mc1, n0, n1);
-      else if (pth == Bf16Path::Avx512Bf16) block_avx512bf16(p, Ab, mc0, mc1, n0, n1);
-      else block_portable(p, Ab, mc0, mc1, n0, n1);
-    }
-    if (pth == Bf16Path::Amx) amx_end();
+  const int tasks = std::min(units, threads > 1 ? 4 * threads : 1);
+  // The task body captures one reference, so std::function keeps it inline instead of allocating.
+  struct Split {
+    const Problem& p;
+    bool byRows;
+    int units, tasks;
+  } split{p, byRows, units, tasks};
+  parallel_for(tasks, [&split](int t) {
+    const Problem& p = split.p;
+    const int u0 = split.units * t / split.tasks, u1 = split.units * (t + 1) / split.tasks;
+    int m0 = 0, m1 = p.M, n0 = 0, n1 = p.N;
+    if (split.byRows) m0 = u0 * 32, m1 = std::min(p.M, u1 * 32);
+    else n0 = u0 * 32, n1 = std::min(p.N, u1 * 32);
+    if (m0 < m1 && n0 < n1) run_block(p, m0, m1, n0, n1);
   });
 }
 
