@@ -7,6 +7,7 @@
         "native/cpu_features.cc",
         "native/threadpool.cc",
         "native/gemm.cc",
+        "native/gemm_bf16.cc",
         "native/attention.cc",
         "native/elementwise.cc"
       ],

@@ -110,6 +110,36 @@ Napi::Value GemmPacked(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// packWeightBf16(W, N, K) -> Uint16Array: W [N, K] rounded to bf16 and packed for gemmBf16.
+Napi::Value PackWeightBf16(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int N = intArg(info, 1, "N"), K = intArg(info, 2, "K");
+  CHECK_ENV(env);
+  const float* W = f32(info, 0, "W", size_t(N) * K);
+  CHECK_ENV(env);
+  Napi::Uint16Array packed = Napi::Uint16Array::New(env, mb::packed_weight_bf16_size(N, K));
+  mb::pack_weight_bf16(packed.Data(), W, N, K);
+  return packed;
+}
+
+// gemmBf16(C, A, Wp, bias|null, M, N, K, beta): C = beta*C + bf16(A)·bf16(W)ᵀ + bias, Wp = packWeightBf16(W).
+Napi::Value GemmBf16(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int M = intArg(info, 4, "M"), N = intArg(info, 5, "N"), K = intArg(info, 6, "K");
+  CHECK_ENV(env);
+  float* C = f32(info, 0, "C", size_t(M) * N);
+  const float* A = f32(info, 1, "A", size_t(M) * K);
+  const float* bias = f32(info, 3, "bias", N, true);
+  CHECK_ENV(env);
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array ||
+      info[2].As<Napi::Uint16Array>().ElementLength() != mb::packed_weight_bf16_size(N, K)) {
+    Napi::TypeError::New(env, "argument 'Wp' must be packWeightBf16(W, N, K) for this N and K").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  mb::gemm_bf16(C, A, info[2].As<Napi::Uint16Array>().Data(), bias, M, N, K, info[7].ToNumber().FloatValue());
+  return env.Undefined();
+}
+
 // layernorm(out, x, w, b|null, T, D, eps, mean|null, rstd|null)
 Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -359,6 +389,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", mb::isa_name(mb::active_isa()));
   o.Set("threads", mb::num_threads());
+  o.Set("bf16", mb::bf16_path_name());
   Napi::Object feats = Napi::Object::New(env);
   feats.Set("avx2", f.avx2);
   feats.Set("fma", f.fma);
@@ -375,6 +406,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("packWeight", Napi::Function::New(env, PackWeight));
   exports.Set("gemmPacked", Napi::Function::New(env, GemmPacked));
+  exports.Set("packWeightBf16", Napi::Function::New(env, PackWeightBf16));
+  exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16));
   exports.Set("layernorm", Napi::Function::New(env, LayerNorm));
   exports.Set("geglu", Napi::Function::New(env, Geglu));
   exports.Set("activation", Napi::Function::New(env, Activation));

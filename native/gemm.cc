@@ -10,8 +10,10 @@
 //
 // Blocking: a KC×NC block of B (≈1 MB) stays in L2 while the thread sweeps its rows of A in MR-row
 // panels; each A panel (MR×KC, ≤ 14 KB) stays in L1 while the sweep runs across the block's NR panels.
-// Threads split the (M, N) plane into tm×tn rectangles chosen to balance compute and packing cost, so a
-// single short sequence (small M) still uses every thread by splitting N.
+// Threads split the (M, N) plane into tm×tn shares chosen to balance compute and packing cost, so a
+// single short sequence (small M) still uses every thread by splitting N; each share is cut into a few
+// tasks taken dynamically. Every element of C is summed by one thread in one order: results do not
+// depend on the thread count.
 //
 // Also here: prepacked weights (gemm_packed: op(B) = Wᵀ packed once in the layout the driver reads) and
 // the FMA peak probe.
@@ -28,7 +30,7 @@
 #include "kernels.h"
 #include "threadpool.h"
 
-#define MB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define MB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 #define MB_AVX2 __attribute__((target("avx2,fma")))
 
 namespace mb {
@@ -49,14 +51,18 @@ using MicroKernel = void (*)(int kc, const float* Ap, const float* Bp, float* C,
 // j < w, zero for w <= j < NR.
 using PackTransposed = void (*)(float* dst, const float* W, int ld, int k0, int kc, int j0, int w);
 
+// Packs an A panel from A [K, M] (transA, row length ld): Ap[i*KC + k] = A[k0+k, i0+i] for i < mr.
+using PackATransposed = void (*)(float* Ap, const float* A, int ld, int i0, int mr, int k0, int kc);
+
 struct Impl {
   int MR, NR;
   MicroKernel kernel;
   PackTransposed packTransposed;
+  PackATransposed packATransposed;
 };
 
 // ---------------------------------------------------------------------------------------------------
-// Microkernels
+// Microkernels and the ISA-specific transposing packers
 
 template <int MR, int NR>
 void kernel_portable(int kc, const float* Ap, const float* Bp, float* C, int ldc, int mr, int nr, bool load,
@@ -208,6 +214,27 @@ MB_AVX512 inline void transpose16(__m512 r[16]) {
   }
 }
 
+void pack_a_transposed_portable(float* Ap, const float* A, int ld, int i0, int mr, int k0, int kc) {
+  for (int k = 0; k < kc; k++) {
+    const float* src = A + size_t(k0 + k) * ld + i0;
+    for (int i = 0; i < mr; i++) Ap[i * KC + k] = src[i];
+  }
+}
+
+MB_AVX512 void pack_a_transposed_avx512(float* Ap, const float* A, int ld, int i0, int mr, int k0, int kc) {
+  const __mmask16 im = __mmask16((1u << mr) - 1);  // mr <= 14
+  for (int kb = 0; kb < kc; kb += 16) {
+    const int kw = std::min(16, kc - kb);
+    const __mmask16 km = kw == 16 ? 0xFFFF : __mmask16((1u << kw) - 1);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; k++)
+      r[k] = k < kw ? _mm512_maskz_loadu_ps(im, A + size_t(k0 + kb + k) * ld + i0) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int i = 0; i < mr; i++) _mm512_mask_storeu_ps(Ap + i * KC + kb, km, r[i]);
+  }
+}
+
 MB_AVX512 void pack_transposed_avx512(float* dst, const float* W, int ld, int k0, int kc, int j0, int w) {
   constexpr int NR = 32;
   for (int kb = 0; kb < kc; kb += 16) {
@@ -231,9 +258,9 @@ MB_AVX512 void pack_transposed_avx512(float* dst, const float* W, int ld, int k0
 const Impl& impl() {
   static const Impl chosen = [] {
     switch (active_isa()) {
-      case Isa::Avx512: return Impl{14, 32, kernel_avx512, pack_transposed_avx512};
-      case Isa::Avx2: return Impl{6, 16, kernel_avx2, pack_transposed_portable<16>};
-      default: return Impl{4, 16, kernel_portable<4, 16>, pack_transposed_portable<16>};
+      case Isa::Avx512: return Impl{14, 32, kernel_avx512, pack_transposed_avx512, pack_a_transposed_avx512};
+      case Isa::Avx2: return Impl{6, 16, kernel_avx2, pack_transposed_portable<16>, pack_a_transposed_portable};
+      default: return Impl{4, 16, kernel_portable<4, 16>, pack_transposed_portable<16>, pack_a_transposed_portable};
     }
   }();
   return chosen;
@@ -270,15 +297,12 @@ struct Operands {
 };
 
 // Ap[i*KC + k] = op(A)[i0+i, k0+k] for i < mr, zero for mr <= i < MR.
-void pack_a(float* Ap, const Operands& o, int MR, int i0, int mr, int k0, int kc) {
+void pack_a(const Impl& im, float* Ap, const Operands& o, int i0, int mr, int k0, int kc) {
+  const int MR = im.MR;
   if (!o.transA) {
     for (int i = 0; i < mr; i++) std::memcpy(Ap + i * KC, o.A + size_t(i0 + i) * o.K + k0, sizeof(float) * kc);
   } else {
-    // A is [K, M]: row k holds op(A)[., k] contiguously.
-    for (int k = 0; k < kc; k++) {
-      const float* src = o.A + size_t(k0 + k) * o.M + i0;
-      for (int i = 0; i < mr; i++) Ap[i * KC + k] = src[i];
-    }
+    im.packATransposed(Ap, o.A, o.M, i0, mr, k0, kc);  // A is [K, M]
   }
   for (int i = mr; i < MR; i++) std::memset(Ap + i * KC, 0, sizeof(float) * kc);
 }
@@ -352,7 +376,7 @@ void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n
       const float* bias = first && o.bias ? o.bias + nc0 : nullptr;
       for (int i0 = m0; i0 < m1; i0 += MR) {
         const int mr = std::min(MR, m1 - i0), next = i0 + MR;
-        pack_a(Ap, o, MR, i0, mr, k0, kc);
+        pack_a(im, Ap, o, i0, mr, k0, kc);
         float* Crow = o.C + size_t(i0) * o.N + nc0;
         for (int p = 0; p < panels; p++) {
           if (next < m1) prefetch_a(o, next, std::min(MR, m1 - next), k0, kc, p, panels);
@@ -393,12 +417,26 @@ void run(const Operands& o) {
       if (cost < best) best = cost, tm = a, tn = b;
     }
   }
-  const int rowsPer = (M + tm * MR - 1) / (tm * MR) * MR;
-  const int colsPer = (N + tn * NR - 1) / (tn * NR) * NR;
-  parallel_for(tm * tn, [&](int t) {
-    const int m0 = (t / tn) * rowsPer, n0 = (t % tn) * colsPer;
-    const int m1 = std::min(M, m0 + rowsPer), n1 = std::min(N, n0 + colsPer);
-    if (m0 < m1 && n0 < n1) gemm_block(im, o, m0, m1, n0, n1);
+  // Cut each thread's share into a few tasks taken dynamically, so a thread that starts late (woken
+  // slowly, or sharing its core with another process) does less of the work instead of holding up the
+  // call. Along M only when that does not repeat an expensive transposed pack of B per task.
+  const int splitM = tm > 1 && (o.Bpacked || !o.transB || M >= tm * 4 * 1024) ? 4 : 1;
+  const int splitN = tn > 1 ? 4 : 1;
+  const int tasksM = std::max(1, std::min(tm * splitM, (M + 8 * MR - 1) / (8 * MR)));
+  const int tasksN = std::max(1, std::min(tn * splitN, (N + 2 * NR - 1) / (2 * NR)));
+  const int rowsPer = (M + tasksM * MR - 1) / (tasksM * MR) * MR;
+  const int colsPer = (N + tasksN * NR - 1) / (tasksN * NR) * NR;
+  // The task body captures one reference, so std::function keeps it inline instead of allocating.
+  struct Split {
+    const Impl& im;
+    const Operands& o;
+    int tasksN, rowsPer, colsPer;
+  } split{im, o, tasksN, rowsPer, colsPer};
+  parallel_for(tasksM * tasksN, [&split](int t) {
+    const Operands& o = split.o;
+    const int m0 = (t / split.tasksN) * split.rowsPer, n0 = (t % split.tasksN) * split.colsPer;
+    const int m1 = std::min(o.M, m0 + split.rowsPer), n1 = std::min(o.N, n0 + split.colsPer);
+    if (m0 < m1 && n0 < n1) gemm_block(split.im, o, m0, m1, n0, n1);
   });
 }
 

@@ -68,6 +68,14 @@ size_t packed_weight_size(int N, int K);
 void pack_weight(float* Wp, const float* W, int N, int K);
 void gemm_packed(float* C, const float* A, const float* Wp, const float* bias, int M, int N, int K, float beta);
 
+// bf16 Linear: C[M,N] = beta*C + bf16(A)[M,K] · bf16(W)ᵀ (+ bias[N]), float32 accumulation and output.
+// pack_weight_bf16 rounds W [N, K] to bf16 into packed_weight_bf16_size(N, K) values (AMX tile order);
+// A is rounded on the fly. Runs on AMX, else AVX512-BF16, else portable float32 loops (bf16_path_name()).
+size_t packed_weight_bf16_size(int N, int K);
+void pack_weight_bf16(uint16_t* Wp, const float* W, int N, int K);
+void gemm_bf16(float* C, const float* A, const uint16_t* Wp, const float* bias, int M, int N, int K, float beta);
+const char* bf16_path_name();
+
 // Measured float32 FMA throughput (widest FMA the active ISA has) of this machine with the pool's threads, in GFLOP/s.
 double fma_peak_gflops(double seconds);
 

@@ -8,12 +8,17 @@ import type { Kernels } from './types.js';
 export interface NativeInfo {
   /** The instruction set the kernels dispatch to: 'avx512', 'avx2' or 'portable' (MODERNBERT_ISA caps it). */
   isa: string;
+  /** The path gemmBf16 takes: 'amx', 'avx512bf16' or 'portable' (MODERNBERT_BF16=avx512bf16|portable caps it). */
+  bf16: string;
   threads: number;
   features: Record<string, boolean>;
 }
 
 interface Addon extends Omit<Kernels, 'name'> {
   packWeight(W: Float32Array, N: number, K: number): Float32Array;
+  packWeightBf16(W: Float32Array, N: number, K: number): Uint16Array;
+  gemmBf16(C: Float32Array, A: Float32Array, Wp: Uint16Array, bias: Float32Array | null, M: number, N: number,
+    K: number, beta: 0 | 1): void;
   gemmPacked(C: Float32Array, A: Float32Array, Wp: Float32Array, bias: Float32Array | null, M: number, N: number,
     K: number, beta: 0 | 1): void;
   fmaPeak(seconds: number): number;
@@ -63,6 +68,20 @@ export function packWeight(W: Float32Array, N: number, K: number): Float32Array 
 export function gemmPacked(C: Float32Array, A: Float32Array, Wp: Float32Array, bias: Float32Array | null, M: number,
   N: number, K: number, beta: 0 | 1): void {
   addon.gemmPacked(C, A, Wp, bias, M, N, K, beta);
+}
+
+/** Rounds a Linear weight W [N, K] to bf16 (nearest even) and packs it once for `gemmBf16` (opaque layout). */
+export function packWeightBf16(W: Float32Array, N: number, K: number): Uint16Array {
+  return addon.packWeightBf16(W, N, K);
+}
+
+/**
+ * C[M,N] = beta·C + bf16(A)·bf16(W)ᵀ (+ bias[N]) with Wp = packWeightBf16(W, N, K): A is rounded to bf16 on
+ * the fly, products are accumulated and returned in float32. AMX where present, else AVX512-BF16, else portable.
+ */
+export function gemmBf16(C: Float32Array, A: Float32Array, Wp: Uint16Array, bias: Float32Array | null, M: number,
+  N: number, K: number, beta: 0 | 1): void {
+  addon.gemmBf16(C, A, Wp, bias, M, N, K, beta);
 }
 
 /** Sets the size of the native thread pool (n ≤ 0: MODERNBERT_NUM_THREADS, else all cores); returns it. */

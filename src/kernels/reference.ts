@@ -270,3 +270,24 @@ export const referenceKernels = {
     }
   },
 } satisfies Kernels;
+
+const bf16Scratch = new Float32Array(1);
+const bf16Bits = new Uint32Array(bf16Scratch.buffer);
+
+/** x rounded to the nearest bfloat16 (ties to even), as a number: what the bf16 kernels do to their inputs. */
+export function roundBf16(x: number): number {
+  bf16Scratch[0] = x;
+  const u = bf16Bits[0];
+  if ((u & 0x7fffffff) > 0x7f800000) return x; // NaN stays NaN
+  bf16Bits[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return bf16Scratch[0];
+}
+
+/**
+ * The bf16 Linear (native gemmBf16): C[M,N] = beta·C + bf16(A)[M,K]·bf16(W)ᵀ (+ bias[N]) for W [N,K],
+ * inputs rounded to bf16, products accumulated at full precision.
+ */
+export function referenceGemmBf16(C: Float32Array, A: Float32Array, W: Float32Array, bias: Float32Array | null,
+  M: number, N: number, K: number, beta: 0 | 1): void {
+  referenceKernels.gemm(C, A.map(roundBf16), W.map(roundBf16), bias, M, N, K, false, true, beta);
+}

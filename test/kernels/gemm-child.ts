@@ -1,10 +1,11 @@
 /**
- * Child process of gemm.test.ts: runs the native GEMM (with the ISA and thread count the parent put in
- * MODERNBERT_ISA / MODERNBERT_NUM_THREADS, read once per process) against the reference on awkward
- * shapes and prints one JSON line: the ISA in use and the failures.
+ * Child process of gemm.test.ts: runs the native GEMMs (float32, prepacked, bf16) with the ISA, bf16
+ * path and thread count the parent put in MODERNBERT_ISA / MODERNBERT_BF16 / MODERNBERT_NUM_THREADS
+ * (read once per process) against the reference on awkward shapes, and prints one JSON line: the paths
+ * in use and the failures.
  */
-import { referenceKernels } from '../../src/kernels/reference.js';
-import { gemmPacked, nativeInfo, nativeKernels, packWeight } from '../../src/kernels/native.js';
+import { referenceGemmBf16, referenceKernels } from '../../src/kernels/reference.js';
+import { gemmBf16, gemmPacked, nativeInfo, nativeKernels, packWeight, packWeightBf16 } from '../../src/kernels/native.js';
 
 // Shapes: unit, odd, narrower than a SIMD vector, M = 1 against wide N, K across the depth block (256),
 // N across the column block (1024), K = 0 (C = beta·C + bias).
@@ -62,5 +63,28 @@ for (const [M, N, K] of SHAPES)
     cases++;
     if (!(e <= 1)) failures.push(`gemmPacked ${M}x${N}x${K} beta=${beta}: ${e.toFixed(1)}× tolerance`);
   }
+// bf16: the oracle rounds A and W to bf16 as the kernel does and accumulates in float64, so the same
+// float32-accumulation tolerance applies and a wrong tile layout fails.
+for (const [M, N, K] of SHAPES)
+  for (const beta of [0, 1] as const)
+    for (const withBias of [false, true]) {
+      const A = random(M * K), W = random(N * K), bias = withBias ? random(N) : null, C0 = random(M * N);
+      const got = C0.slice(), want = C0.slice();
+      gemmBf16(got, A, packWeightBf16(W, N, K), bias, M, N, K, beta);
+      referenceGemmBf16(want, A, W, bias, M, N, K, beta);
+      const e = maxExcess(got, want, K);
+      cases++;
+      if (!(e <= 1)) failures.push(`gemmBf16 ${M}x${N}x${K} beta=${beta} bias=${withBias}: ${e.toFixed(1)}× tolerance`);
+    }
+// beta = 0 must not read C: NaN left in the output buffer may not leak into the result.
+for (const [M, N, K] of [[33, 65, 17], [257, 300, 129]]) {
+  const A = random(M * K), W = random(N * K);
+  const outs = [new Float32Array(M * N).fill(NaN), new Float32Array(M * N).fill(NaN), new Float32Array(M * N).fill(NaN)];
+  nativeKernels.gemm(outs[0], A, W, null, M, N, K, false, true, 0);
+  gemmPacked(outs[1], A, packWeight(W, N, K), null, M, N, K, 0);
+  gemmBf16(outs[2], A, packWeightBf16(W, N, K), null, M, N, K, 0);
+  cases++;
+  if (!outs.every((o) => o.every(Number.isFinite))) failures.push(`beta=0 read the NaN in C (${M}x${N}x${K})`);
+}
 const info = nativeInfo();
-console.log(JSON.stringify({ isa: info.isa, threads: info.threads, cases, failures }));
+console.log(JSON.stringify({ isa: info.isa, bf16: info.bf16, threads: info.threads, cases, failures }));
