@@ -110,7 +110,8 @@ interface LayerSaved {
 
 /**
  * The activations a training forward keeps for `backward`. The LayerNorm outputs and the GeGLU output are
- * not kept: the backward recomputes them from the saved inputs (cheap, and it saves 2 of 9 [T, hidden] rows).
+ * not kept: the backward recomputes them from the saved inputs (cheap next to the GEMMs, and it saves
+ * [T, hidden] + [T, intermediate] floats per layer).
  */
 export interface EncoderTape {
   ids: Int32Array;
@@ -125,8 +126,6 @@ export interface EncoderTape {
   hFinal: Float32Array;
   finalMean: Float32Array;
   finalRstd: Float32Array;
-  /** final_norm output = last_hidden_state [T, hidden]. */
-  last: Float32Array;
 }
 
 /** cos/sin tables [maxPos, head_dim/2] in float32, computed as the reference does (float32 inv_freq and angles). */
@@ -160,7 +159,7 @@ export function kernelsFor(options: LoadOptions): Kernels {
 }
 
 /** Growable scratch: one buffer per role, reused across calls and layers. */
-export class Workspace {
+class Workspace {
   private buffers = new Map<string, Float32Array>();
   private masks = new Map<string, Uint8Array>();
 
@@ -291,7 +290,7 @@ export class ModernBertModel {
   }
 
   /** Workspace views for a training forward's saved activations (reused across steps, grown on demand). */
-  private newTape(ids: Int32Array, cuSeqlens: Int32Array, positions: Int32Array, h: Float32Array, last: Float32Array): EncoderTape {
+  private newTape(ids: Int32Array, cuSeqlens: Int32Array, positions: Int32Array, h: Float32Array): EncoderTape {
     const c = this.config;
     const T = ids.length;
     const H = c.hidden_size;
@@ -319,7 +318,6 @@ export class ModernBertModel {
       hFinal: h,
       finalMean: ws.get('save.finalMean', T),
       finalRstd: ws.get('save.finalRstd', T),
-      last,
     };
   }
 
@@ -341,7 +339,7 @@ export class ModernBertModel {
 
     const h = new Float32Array(T * H); // the residual stream
     const last = new Float32Array(T * H);
-    const tape = this.training ? this.newTape(ids, cuSeqlens, positions, h, last) : null;
+    const tape = this.training ? this.newTape(ids, cuSeqlens, positions, h) : null;
     const normed = this.ws.get('normed', T * H);
     const act = this.ws.get('act', T * I);
     // Inference: one scratch buffer per role for all layers. Training: per-layer saved buffers (below).
