@@ -117,6 +117,14 @@ describe('Trainer', () => {
     assert.ok(Number.isFinite(model.classifier.data[0]));
   });
 
+  it('MLM micro-batches with nothing masked are skipped, not fatal', async () => {
+    const model = await ModernBertForMaskedLM.fromPretrained(fixtureDir('mlm'));
+    const onlySpecials = Array.from({ length: 4 }, () => ({ ids: Int32Array.from([1, 2]) }));
+    const out = tmp();
+    new Trainer(model, onlySpecials, null, { outputDir: out, maxSteps: 2, progress: false, masking: { maskTokenId: 4, specialIds: [1, 2] } }).fit();
+    assert.ok(readLog(out).every((r) => r.skipped === true));
+  });
+
   it('rejects an empty training set and over-long sequences', async () => {
     const model = await ModernBertForSequenceClassification.fromPretrained(fixtureDir('cls-cls'));
     assert.throws(() => new Trainer(model, [], null, { outputDir: tmp() }), /training set is empty/);
