@@ -13,7 +13,7 @@ import {
 } from '../model/heads.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
-  loadCheckpoint, loadParametersInto, pruneCheckpoints, saveCheckpoint, saveModel, type TrainerState,
+  latestCheckpoint, loadCheckpoint, loadParametersInto, pruneCheckpoints, saveCheckpoint, saveModel, type TrainerState,
 } from './checkpoint.js';
 import { collate, maskTokens, type MaskingOptions, packByTokens, type PackedMicroBatch, permutation, type Sequence } from './data.js';
 import { IGNORE_INDEX, TrainingError } from './losses.js';
@@ -60,7 +60,7 @@ export interface TrainerOptions {
   progress?: boolean;
   /** Tokenizer folder whose files are copied into every checkpoint. */
   tokenizerDir?: string;
-  /** A checkpoint folder to resume from. */
+  /** A checkpoint folder to resume from, or 'latest': the newest checkpoint in outputDir (none: start fresh). */
   resumeFrom?: string;
   /** MLM: decode only the masked tokens (HF's sparse_prediction; default true, ~70 % of the decoder saved). */
   sparsePrediction?: boolean;
@@ -124,7 +124,8 @@ export class Trainer {
     checkSchedule(this.schedule);
     mkdirSync(options.outputDir, { recursive: true });
     this.logPath = join(options.outputDir, 'log.jsonl');
-    if (options.resumeFrom) this.resume(options.resumeFrom);
+    const from = options.resumeFrom === 'latest' ? latestCheckpoint(options.outputDir) : options.resumeFrom;
+    if (from) this.resume(from);
   }
 
   private get budget(): number {
