@@ -1,15 +1,15 @@
 // Demo (not a test): pretrain a tiny ModernBERT on the real corpus (../shared/data → /work/data/corpus),
 // then print the MLM loss curve. Usage:
-//   node --import tsx test/train/demo/pretrain-tiny.ts DATA_DIR OUT_DIR [steps=60] [docs=400] [budget=2048]
+//   node --import tsx test/train/demo/pretrain-tiny.ts DATA_DIR OUT_DIR [steps=60] [docs=400] [budget=2048] [lr=1e-3]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModernBertConfig, ModernBertForMaskedLM } from '../../../src/index.js';
-import { collectAll, encodeExamples, type Example, readExamples } from '../../../src/train/data.js';
+import { collectAll, encodeExamples, type Example, readExamples, type Sequence } from '../../../src/train/data.js';
 import { Trainer } from '../../../src/train/trainer.js';
 import { TOKENIZER_DIR } from '../../helpers/fixtures.js';
 
-const [dataDir, outDir, stepsArg, docsArg, budgetArg] = process.argv.slice(2);
+const [dataDir, outDir, stepsArg, docsArg, budgetArg, lrArg] = process.argv.slice(2);
 const steps = Number(stepsArg ?? 60);
 const docs = Number(docsArg ?? 400);
 const budget = Number(budgetArg ?? 2048);
@@ -30,14 +30,20 @@ const config = new ModernBertConfig({
 });
 const enc = { task: 'mlm' as const, maxLength: 128, clsTokenId: 50281, sepTokenId: 50282 };
 const train = await collectAll(encodeExamples(take(readExamples(join(dataDir, 'corpus/train.jsonl'), { label: null }), docs), tok, enc));
-const heldout = (await collectAll(encodeExamples(take(readExamples(join(dataDir, 'corpus/heldout.jsonl'), { label: null }), 20), tok, enc))).slice(0, 64);
+// Held out: the first chunk of each of 64 documents (a few long documents would not represent the corpus).
+const heldout: Sequence[] = [];
+for await (const ex of take(readExamples(join(dataDir, 'corpus/heldout.jsonl'), { label: null }), 64))
+  for await (const seq of encodeExamples([ex], tok, enc)) {
+    heldout.push(seq);
+    break;
+  }
 const tokens = train.reduce((s, q) => s + q.ids.length, 0);
 console.log(`train: ${docs} documents → ${train.length} sequences, ${tokens} tokens; heldout ${heldout.length} sequences`);
 const model = ModernBertForMaskedLM.fromConfig(config, { seed: 0 });
 const t0 = Date.now();
 const trainer = new Trainer(model, train, heldout, {
-  outputDir: outDir, maxSteps: steps, maxTokensPerBatch: budget, optimizer: 'stable-adamw', lr: 3e-3, weightDecay: 0.01,
-  schedule: { type: 'wsd', warmupSteps: Math.ceil(steps / 10), decaySteps: Math.ceil(steps / 5) }, evalEvery: Math.ceil(steps / 4),
+  outputDir: outDir, maxSteps: steps, maxTokensPerBatch: budget, optimizer: 'stable-adamw', lr: Number(lrArg ?? 1e-3), weightDecay: 0.01,
+  schedule: { type: 'wsd', warmupSteps: Math.ceil(steps / 10), decaySteps: Math.ceil(steps / 5) }, evalEvery: Math.ceil(steps / 4), saveEvery: Math.ceil(steps / 4),
   masking: { maskTokenId: 50284, specialIds: [50280, 50281, 50282, 50283, 50284] }, progress: false, tokenizerDir: TOKENIZER_DIR,
   onLog: (r) => console.log(JSON.stringify(r)),
 });
