@@ -26,3 +26,15 @@ export { FlatParameters, Parameter } from './model/parameter.js';
 export type { NamedParameters } from './model/parameter.js';
 export type { SequenceLabels, TokenLabels } from './model/heads.js';
 export { Loss, TrainingError } from './train/losses.js';
+export type { TaskLoadOptions } from './model/heads.js';
+export { Trainer } from './train/trainer.js';
+export type { LogRecord, TrainableModel, TrainerOptions } from './train/trainer.js';
+export { AdamW, clipGradNorm, StableAdamW } from './train/optim.js';
+export type { AdamWOptions } from './train/optim.js';
+export { batchSizeAt, learningRate } from './train/schedule.js';
+export type { BatchSizeWarmup, ScheduleOptions, ScheduleType } from './train/schedule.js';
+export {
+  collectAll, DataError, encodeExamples, maskTokens, packByTokens, readCsv, readExamples, readJsonl, readText,
+} from './train/data.js';
+export type { ColumnOptions, EncodeOptions, Example, MaskingOptions, Sequence, TokenEncoder } from './train/data.js';
+export { accuracy, f1, matthews, pearson, spearman } from './train/metrics.js';

@@ -8,7 +8,7 @@ import type { ModernBertConfig, ProblemType } from '../config/config.js';
 import { InputError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
 import { Tensor } from '../tensor/tensor.js';
-import { backwardKernels } from '../train/backward-kernels.js';
+import { backwardKernels, biasBackward } from '../train/backward-kernels.js';
 import { bceWithLogits, crossEntropy, IGNORE_INDEX, Loss, meanSquaredError, TrainingError } from '../train/losses.js';
 import { applyDropoutMask } from '../train/random.js';
 import {
@@ -79,7 +79,7 @@ export class PredictionHead {
     bk.layernormBackward(dz, gradOf(this.norm.w), this.norm.b ? gradOf(this.norm.b) : null, dout, s.a, this.norm.w.data, s.mean, s.rstd, s.N, H);
     bk.activationBackward(dz, dz, s.z, s.N * H, c.classifierActivation);
     k.gemm(gradOf(this.dense), dz, s.x, null, H, H, s.N, true, false, 1);
-    if (this.denseBias) bk.biasBackward(gradOf(this.denseBias), dz, s.N, H);
+    if (this.denseBias) biasBackward(gradOf(this.denseBias), dz, s.N, H);
     k.gemm(dx, dz, this.dense.data, null, s.N, H, H, false, false, 0);
   }
 }
@@ -394,7 +394,7 @@ export class ModernBertForMaskedLM extends TaskModel<TaskOutput, TokenLabels, In
       const dl = gatherRows(dlogits, rows, V);
       const k = this.kernels;
       k.gemm(gradOf(this.decoderWeight), dl, gatherRows(headOut, rows, H), null, V, H, N, true, false, 1);
-      if (this.decoderBias) backwardKernels.biasBackward(gradOf(this.decoderBias), dl, N, V);
+      if (this.decoderBias) biasBackward(gradOf(this.decoderBias), dl, N, V);
       const dHead = new Float32Array(N * H);
       k.gemm(dHead, dl, this.decoderWeight.data, null, N, H, V, false, false, 0);
       const s = saved!;
@@ -504,7 +504,7 @@ export class ModernBertForSequenceClassification extends TaskModel<SequenceClass
     k.gemm(logits, headOut, this.classifier.data, this.classifierBias.data, B, C, H, false, true, 0);
     const backward = (dlogits: Float32Array): Float32Array => {
       k.gemm(gradOf(this.classifier), dlogits, headOut, null, C, H, B, true, false, 1);
-      backwardKernels.biasBackward(gradOf(this.classifierBias), dlogits, B, C);
+      biasBackward(gradOf(this.classifierBias), dlogits, B, C);
       const dHead = new Float32Array(B * H);
       k.gemm(dHead, dlogits, this.classifier.data, null, B, H, C, false, false, 0);
       if (mask) applyDropoutMask(dHead, mask, B * H, c.classifier_dropout);
@@ -609,7 +609,7 @@ export class ModernBertForTokenClassification extends TaskModel<TaskOutput, Toke
     k.gemm(logits, headOut, this.classifier.data, this.classifierBias.data, T, C, H, false, true, 0);
     const backward = (dlogits: Float32Array): Float32Array => {
       k.gemm(gradOf(this.classifier), dlogits, headOut, null, C, H, T, true, false, 1);
-      backwardKernels.biasBackward(gradOf(this.classifierBias), dlogits, T, C);
+      biasBackward(gradOf(this.classifierBias), dlogits, T, C);
       const dHead = new Float32Array(T * H);
       k.gemm(dHead, dlogits, this.classifier.data, null, T, H, C, false, false, 0);
       if (mask) applyDropoutMask(dHead, mask, T * H, c.classifier_dropout);

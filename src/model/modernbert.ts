@@ -10,7 +10,7 @@ import { nativeKernels, setNumThreads } from '../kernels/native.js';
 import { referenceKernels } from '../kernels/reference.js';
 import type { Kernels } from '../kernels/types.js';
 import { Tensor } from '../tensor/tensor.js';
-import { backwardKernels } from '../train/backward-kernels.js';
+import { backwardKernels, biasBackward } from '../train/backward-kernels.js';
 import { TrainingError } from '../train/losses.js';
 import { applyDropoutMask, Rng, sampleDropoutMask } from '../train/random.js';
 import { type NamedParameters, Parameter } from './parameter.js';
@@ -110,7 +110,8 @@ interface LayerSaved {
 
 /**
  * The activations a training forward keeps for `backward`. The LayerNorm outputs and the GeGLU output are
- * not kept: the backward recomputes them from the saved inputs (cheap, and it saves 2 of 9 [T, hidden] rows).
+ * not kept: the backward recomputes them from the saved inputs (cheap next to the GEMMs, and it saves
+ * [T, hidden] + [T, intermediate] floats per layer).
  */
 export interface EncoderTape {
   ids: Int32Array;
@@ -125,8 +126,11 @@ export interface EncoderTape {
   hFinal: Float32Array;
   finalMean: Float32Array;
   finalRstd: Float32Array;
-  /** final_norm output = last_hidden_state [T, hidden]. */
-  last: Float32Array;
+}
+
+/** y[0..n) += x[0..n). */
+function addInto(y: Float32Array, x: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) y[i] += x[i];
 }
 
 /** cos/sin tables [maxPos, head_dim/2] in float32, computed as the reference does (float32 inv_freq and angles). */
@@ -160,7 +164,7 @@ export function kernelsFor(options: LoadOptions): Kernels {
 }
 
 /** Growable scratch: one buffer per role, reused across calls and layers. */
-export class Workspace {
+class Workspace {
   private buffers = new Map<string, Float32Array>();
   private masks = new Map<string, Uint8Array>();
 
@@ -291,7 +295,7 @@ export class ModernBertModel {
   }
 
   /** Workspace views for a training forward's saved activations (reused across steps, grown on demand). */
-  private newTape(ids: Int32Array, cuSeqlens: Int32Array, positions: Int32Array, h: Float32Array, last: Float32Array): EncoderTape {
+  private newTape(ids: Int32Array, cuSeqlens: Int32Array, positions: Int32Array, h: Float32Array): EncoderTape {
     const c = this.config;
     const T = ids.length;
     const H = c.hidden_size;
@@ -319,7 +323,6 @@ export class ModernBertModel {
       hFinal: h,
       finalMean: ws.get('save.finalMean', T),
       finalRstd: ws.get('save.finalRstd', T),
-      last,
     };
   }
 
@@ -341,7 +344,7 @@ export class ModernBertModel {
 
     const h = new Float32Array(T * H); // the residual stream
     const last = new Float32Array(T * H);
-    const tape = this.training ? this.newTape(ids, cuSeqlens, positions, h, last) : null;
+    const tape = this.training ? this.newTape(ids, cuSeqlens, positions, h) : null;
     const normed = this.ws.get('normed', T * H);
     const act = this.ws.get('act', T * I);
     // Inference: one scratch buffer per role for all layers. Training: per-layer saved buffers (below).
@@ -380,7 +383,7 @@ export class ModernBertModel {
         const o = this.ws.get('attnOut', T * H);
         k.gemm(o, attn, L.Wo.data, dataOf(L.bo), T, H, H, false, true, 0);
         this.dropout(o, s.attnMask, c.attention_dropout);
-        for (let j = 0; j < T * H; j++) h[j] += o[j];
+        addInto(h, o, T * H);
       } else {
         k.gemm(h, attn, L.Wo.data, dataOf(L.bo), T, H, H, false, true, 1); // residual add fused: h += attn·Woᵀ
       }
@@ -424,6 +427,7 @@ export class ModernBertModel {
 
     const dh = ws.get('grad.dh', T * H); // d loss / d residual stream, walking backwards
     const dnormed = ws.get('grad.dnormed', T * H);
+    const dx = ws.get('grad.dx', T * H); // a LayerNorm's input gradient, before it joins the residual
     const dattn = ws.get('grad.dattn', T * H);
     const dqkv = ws.get('grad.dqkv', T * 3 * H);
     const dact = ws.get('grad.dact', T * I);
@@ -432,7 +436,6 @@ export class ModernBertModel {
     const actOut = ws.get('act', T * I);
 
     const fn = this.finalNorm;
-    dh.fill(0);
     bk.layernormBackward(dh, gradOf(fn.w), fn.b ? gradOf(fn.b) : null, dLast, tape.hFinal, fn.w.data, tape.finalMean, tape.finalRstd, T, H);
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const L = this.layers[i];
@@ -444,16 +447,17 @@ export class ModernBertModel {
       k.geglu(actOut, s.wi, T, I, act);
       if (s.mlpMask) applyDropoutMask(actOut, s.mlpMask, T * I, c.mlp_dropout);
       k.gemm(gradOf(L.Wo2), dh, actOut, null, H, I, T, true, false, 1);
-      if (L.bo2) bk.biasBackward(gradOf(L.bo2), dh, T, H);
+      if (L.bo2) biasBackward(gradOf(L.bo2), dh, T, H);
       k.gemm(dact, dh, L.Wo2.data, null, T, I, H, false, false, 0);
       if (s.mlpMask) applyDropoutMask(dact, s.mlpMask, T * I, c.mlp_dropout);
       bk.gegluBackward(dwi, dact, s.wi, T, I, act);
       k.layernorm(normed, s.hMid, L.mlpNorm.w.data, dataOf(L.mlpNorm.b), T, H, c.norm_eps, null, null);
       k.gemm(gradOf(L.Wi), dwi, normed, null, 2 * I, H, T, true, false, 1);
-      if (L.bi) bk.biasBackward(gradOf(L.bi), dwi, T, 2 * I);
+      if (L.bi) biasBackward(gradOf(L.bi), dwi, T, 2 * I);
       k.gemm(dnormed, dwi, L.Wi.data, null, T, H, 2 * I, false, false, 0);
       const mn = L.mlpNorm;
-      bk.layernormBackward(dh, gradOf(mn.w), mn.b ? gradOf(mn.b) : null, dnormed, s.hMid, mn.w.data, s.mlpMean, s.mlpRstd, T, H);
+      bk.layernormBackward(dx, gradOf(mn.w), mn.b ? gradOf(mn.b) : null, dnormed, s.hMid, mn.w.data, s.mlpMean, s.mlpRstd, T, H);
+      addInto(dh, dx, T * H);
 
       // Attention block: hMid = hIn + drop(Wo(attention(rope(Wqkv(attn_norm(hIn)))))).
       let dOut = dh;
@@ -463,7 +467,7 @@ export class ModernBertModel {
         applyDropoutMask(dOut, s.attnMask, T * H, c.attention_dropout);
       }
       k.gemm(gradOf(L.Wo), dOut, s.attn, null, H, H, T, true, false, 1);
-      if (L.bo) bk.biasBackward(gradOf(L.bo), dOut, T, H);
+      if (L.bo) biasBackward(gradOf(L.bo), dOut, T, H);
       k.gemm(dattn, dOut, L.Wo.data, null, T, H, H, false, false, 0);
       bk.attentionBackward(dqkv, dattn, s.qkv, s.attn, s.lse, tape.cuSeqlens, numSeqs, heads, Dh, global ? -1 : c.window, scale);
       bk.ropeBackward(dqkv, tape.positions, rope.cos, rope.sin, T, heads, Dh, maxPos);
@@ -473,11 +477,12 @@ export class ModernBertModel {
         attnIn = normed;
       }
       k.gemm(gradOf(L.Wqkv), dqkv, attnIn, null, 3 * H, H, T, true, false, 1);
-      if (L.bqkv) bk.biasBackward(gradOf(L.bqkv), dqkv, T, 3 * H);
+      if (L.bqkv) biasBackward(gradOf(L.bqkv), dqkv, T, 3 * H);
       if (L.attnNorm) {
         const an = L.attnNorm;
         k.gemm(dnormed, dqkv, L.Wqkv.data, null, T, H, 3 * H, false, false, 0);
-        bk.layernormBackward(dh, gradOf(an.w), an.b ? gradOf(an.b) : null, dnormed, s.hIn, an.w.data, s.attnMean!, s.attnRstd!, T, H);
+        bk.layernormBackward(dx, gradOf(an.w), an.b ? gradOf(an.b) : null, dnormed, s.hIn, an.w.data, s.attnMean!, s.attnRstd!, T, H);
+        addInto(dh, dx, T * H);
       } else {
         k.gemm(dh, dqkv, L.Wqkv.data, null, T, H, 3 * H, false, false, 1); // layer 0: straight into the residual
       }
@@ -488,9 +493,8 @@ export class ModernBertModel {
     const emb = ws.get('normed', T * H);
     k.embedding(emb, this.embeddings.tok.data, tape.ids, T, H, c.vocab_size);
     const demb = ws.get('grad.dnormed', T * H);
-    demb.fill(0);
     const en = this.embeddings.norm;
     bk.layernormBackward(demb, gradOf(en.w), en.b ? gradOf(en.b) : null, dh, emb, en.w.data, tape.embMean, tape.embRstd, T, H);
-    bk.embeddingBackward(gradOf(this.embeddings.tok), demb, tape.ids, T, H, c.pad_token_id);
+    bk.embeddingBackward(gradOf(this.embeddings.tok), demb, tape.ids, T, H, c.vocab_size, c.pad_token_id);
   }
 }

@@ -1,12 +1,13 @@
 /**
  * The backward of every non-GEMM kernel, as plain TypeScript loops over float32 buffers (sums in float64).
- * Linear layers need no function here: their backward is two `Kernels.gemm` calls (dX = dY·W, dW += dYᵀ·X).
+ * Linear layers need no function here: their backward is two `Kernels.gemm` calls (dX = dY·W, dW += dYᵀ·X),
+ * plus `biasBackward` below for a bias.
  *
- * `BackwardKernels` is the seam for the native versions: the model calls `backwardKernels`, so switching
- * to native backward kernels is a one-line change below. Conventions (as llm.c): inputs are what the
- * forward saw or saved; parameter gradients (dw, db) are ACCUMULATED (+=), as PyTorch's `.grad`; input
- * gradients are written (=) except layernormBackward's dx, which is accumulated because it always feeds a
- * residual stream. Shapes are row-major.
+ * `BackwardKernels` is the seam for the native versions: its methods have the signatures and meaning of the
+ * native backward kernels of the `Kernels` interface, so the model switches to them by assigning
+ * `backwardKernels` below. Conventions: inputs are what the forward saw or saved; parameter gradients
+ * (dw, db, dtable) are ACCUMULATED (+=), as PyTorch's `.grad`; input gradients (dx, dqkv) are written (=).
+ * Shapes are row-major.
  */
 import { InputError } from '../errors.js';
 import { activate, erf } from '../kernels/reference.js';
@@ -22,8 +23,8 @@ export interface BackwardKernels {
   attentionBackward(dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array,
     cuSeqlens: Int32Array, numSeqs: number, H: number, Dh: number, window: number, scale: number): void;
   /**
-   * Backward of `Kernels.layernorm` (out = (x − mean)·rstd·w + b). dx [T, D] += ; dw [D] += ; db [D] += (null
-   * when there is no bias); dout [T, D]; x [T, D] the forward input; mean, rstd [T] saved by the forward.
+   * Backward of `Kernels.layernorm` (out = (x − mean)·rstd·w + b). dx [T, D] written; dw [D] += ; db [D] +=
+   * (null when there is no bias); dout [T, D]; x [T, D] the forward input; mean, rstd [T] saved by the forward.
    */
   layernormBackward(dx: Float32Array, dw: Float32Array, db: Float32Array | null, dout: Float32Array, x: Float32Array,
     w: Float32Array, mean: Float32Array, rstd: Float32Array, T: number, D: number): void;
@@ -37,10 +38,19 @@ export interface BackwardKernels {
    */
   ropeBackward(dqkv: Float32Array, pos: Int32Array, cos: Float32Array, sin: Float32Array, T: number, H: number,
     Dh: number, maxPos: number): void;
-  /** Backward of `Kernels.embedding`: dtable[ids[t]] += dout[t] for every t except ids equal to paddingIdx (< 0: none). */
-  embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, T: number, D: number, paddingIdx: number): void;
-  /** Backward of a bias add: db[N] += Σ_t dout[t, N] for dout [T, N]. */
-  biasBackward(db: Float32Array, dout: Float32Array, T: number, N: number): void;
+  /**
+   * Backward of `Kernels.embedding`: dtable[ids[t]] += dout[t] for every t except ids equal to paddingIdx
+   * (HF's padding_idx row gets no gradient from the lookup; < 0: none). ids outside [0, vocab) throw.
+   */
+  embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, T: number, D: number, vocab: number,
+    paddingIdx: number): void;
+}
+
+/** Backward of a bias add: db[N] += Σ_t dout[t, N] for dout [T, N]. */
+export function biasBackward(db: Float32Array, dout: Float32Array, T: number, N: number): void {
+  const acc = new Float64Array(N);
+  for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) acc[n] += dout[t * N + n];
+  for (let n = 0; n < N; n++) db[n] += acc[n];
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -155,7 +165,7 @@ export const typescriptBackwardKernels: BackwardKernels = {
       m2 /= D;
       for (let d = 0; d < D; d++) {
         const xhat = (x[o + d] - mu) * rs;
-        dx[o + d] += rs * (dout[o + d] * w[d] - m1 - xhat * m2);
+        dx[o + d] = rs * (dout[o + d] * w[d] - m1 - xhat * m2);
       }
     }
     for (let d = 0; d < D; d++) dw[d] += dwAcc[d];
@@ -201,21 +211,16 @@ export const typescriptBackwardKernels: BackwardKernels = {
     }
   },
 
-  embeddingBackward(dtable, dout, ids, T, D, paddingIdx) {
+  embeddingBackward(dtable, dout, ids, T, D, vocab, paddingIdx) {
     for (let t = 0; t < T; t++) {
       const id = ids[t];
+      if (id < 0 || id >= vocab) throw new InputError(`token id ${id} at position ${t} is outside the vocabulary [0, ${vocab})`);
       if (id === paddingIdx) continue; // padding_idx: the [PAD] row gets no gradient from the lookup
       const o = id * D;
       for (let d = 0; d < D; d++) dtable[o + d] += dout[t * D + d];
     }
   },
-
-  biasBackward(db, dout, T, N) {
-    const acc = new Float64Array(N);
-    for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) acc[n] += dout[t * N + n];
-    for (let n = 0; n < N; n++) db[n] += acc[n];
-  },
 };
 
-/** The backward kernels the model uses (swap in the native set here once it exists). */
+/** The backward kernels the model uses: the native `Kernels` (which implement this interface) can be assigned here. */
 export const backwardKernels: BackwardKernels = typescriptBackwardKernels;

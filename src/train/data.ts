@@ -296,7 +296,7 @@ export function permutation(n: number, seed: number): number[] {
 }
 
 /** What encoding needs of a tokenizer; @huggingface/tokenizers' `Tokenizer` fits. */
-export interface TextEncoder {
+export interface TokenEncoder {
   encode(text: string, options?: { text_pair?: string | null; add_special_tokens?: boolean }): { ids: number[] };
 }
 
@@ -335,7 +335,7 @@ function labelId(label: unknown, label2id: Record<string, number> | undefined, w
  * is_split_into_words), the word's label on its first sub-token and -100 on the rest and on specials.
  * MLM: each document is cut into chunks of maxLength − 2 tokens, each wrapped in [CLS] … [SEP].
  */
-export async function* encodeExamples(examples: AsyncIterable<Example> | Iterable<Example>, tok: TextEncoder,
+export async function* encodeExamples(examples: AsyncIterable<Example> | Iterable<Example>, tok: TokenEncoder,
   o: EncodeOptions): AsyncGenerator<Sequence> {
   let n = 0;
   const inner = o.maxLength - 2;

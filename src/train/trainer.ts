@@ -13,7 +13,7 @@ import {
 } from '../model/heads.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
-  loadCheckpoint, loadParametersInto, pruneCheckpoints, saveCheckpoint, saveModel, type TrainerState,
+  latestCheckpoint, loadCheckpoint, loadParametersInto, pruneCheckpoints, saveCheckpoint, saveModel, type TrainerState,
 } from './checkpoint.js';
 import { collate, maskTokens, type MaskingOptions, packByTokens, type PackedMicroBatch, permutation, type Sequence } from './data.js';
 import { IGNORE_INDEX, TrainingError } from './losses.js';
@@ -60,7 +60,7 @@ export interface TrainerOptions {
   progress?: boolean;
   /** Tokenizer folder whose files are copied into every checkpoint. */
   tokenizerDir?: string;
-  /** A checkpoint folder to resume from. */
+  /** A checkpoint folder to resume from, or 'latest': the newest checkpoint in outputDir (none: start fresh). */
   resumeFrom?: string;
   /** MLM: decode only the masked tokens (HF's sparse_prediction; default true, ~70 % of the decoder saved). */
   sparsePrediction?: boolean;
@@ -124,7 +124,8 @@ export class Trainer {
     checkSchedule(this.schedule);
     mkdirSync(options.outputDir, { recursive: true });
     this.logPath = join(options.outputDir, 'log.jsonl');
-    if (options.resumeFrom) this.resume(options.resumeFrom);
+    const from = options.resumeFrom === 'latest' ? latestCheckpoint(options.outputDir) : options.resumeFrom;
+    if (from) this.resume(from);
   }
 
   private get budget(): number {
@@ -239,14 +240,17 @@ export class Trainer {
     m.zeroGrad();
     let lossSum = 0;
     let tokens = 0;
+    let used = 0;
     let bad: number | null = null;
     for (let j = 0; j < k; j++) {
       const seqs = plan[from + j].map((i) => this.train[i]);
       const mb = collate(seqs);
       const { inputIds, labels } = this.labelsFor(mb, seqs, this.state.epoch, from + j);
+      tokens += mb.numTokens;
+      // A masked-LM micro-batch where masking selected no token has no loss (0/0): it contributes nothing.
+      if (m instanceof ModernBertForMaskedLM && (labels as Int32Array).every((l) => l === IGNORE_INDEX)) continue;
       const out = (m as ModernBertForSequenceClassification).forwardPacked({ inputIds, cuSeqlens: mb.cuSeqlens, labels: labels as SequenceLabels });
       const loss = out.loss!;
-      tokens += mb.numTokens;
       if (!Number.isFinite(loss.item())) {
         bad = loss.item();
         if ((o.onNonFinite ?? 'error') === 'error')
@@ -254,18 +258,19 @@ export class Trainer {
         continue;
       }
       lossSum += loss.item();
+      used++;
       loss.backward();
     }
     const lr = learningRate(this.schedule, this.state.step);
-    if (bad !== null) {
+    if (bad !== null || used === 0) {
       m.zeroGrad();
-      return { loss: bad, lr, gradNorm: 0, tokens, skipped: true };
+      return { loss: bad ?? NaN, lr, gradNorm: 0, tokens, skipped: true };
     }
-    scaleGradients(m.parameters(), 1 / k);
+    scaleGradients(m.parameters(), 1 / used);
     const maxNorm = o.maxGradNorm ?? 1;
     const gradNorm = maxNorm > 0 ? clipGradNorm(m.parameters(), maxNorm) : 0;
     this.optimizer.step(lr);
-    return { loss: lossSum / k, lr, gradNorm, tokens, skipped: false };
+    return { loss: lossSum / used, lr, gradNorm, tokens, skipped: false };
   }
 
   /** Saves a resumable checkpoint now; returns its folder. */

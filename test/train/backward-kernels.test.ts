@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { referenceKernels as ref } from '../../src/kernels/reference.js';
 import { Activation } from '../../src/kernels/types.js';
 import { ropeTables } from '../../src/model/modernbert.js';
-import { typescriptBackwardKernels as bk } from '../../src/train/backward-kernels.js';
+import { biasBackward, typescriptBackwardKernels as bk } from '../../src/train/backward-kernels.js';
 
 type F = Float32Array;
 /** Float64 data through the Float32Array-typed kernel signatures (the TS kernels only index them). */
@@ -96,11 +96,13 @@ describe('backward kernels vs finite differences', () => {
         return dot(out, wout);
       };
       loss();
-      const dx = new Float64Array(T * D).fill(0.5); // dx accumulates: start from a non-zero value
-      const dw = new Float64Array(D);
-      const db = new Float64Array(D);
+      const dx = new Float64Array(T * D).fill(0.5); // dx is overwritten: stale values must not leak in
+      const dw = new Float64Array(D).fill(0.25); // dw and db accumulate: start from non-zero values
+      const db = new Float64Array(D).fill(0.25);
       bk.layernormBackward(f(dx), f(dw), b && f(db), f(wout), f(x), f(w), f(mean), f(rstd), T, D);
-      check('layernorm dx', x, dx.map((v) => v - 0.5), loss);
+      check('layernorm dx', x, dx, loss);
+      dw.forEach((_, i) => (dw[i] -= 0.25));
+      db.forEach((_, i) => (db[i] -= 0.25));
       check('layernorm dw', w, dw, loss);
       if (b) check('layernorm db', b, db, loss);
     }
@@ -178,9 +180,10 @@ describe('backward kernels vs finite differences', () => {
       return dot(out, wout);
     };
     const dtable = new Float64Array(vocab * D);
-    bk.embeddingBackward(f(dtable), f(wout), ids, T, D, pad);
+    bk.embeddingBackward(f(dtable), f(wout), ids, T, D, vocab, pad);
     check('embedding', table, dtable, loss, 1e-6, (i) => Math.floor(i / D) === pad);
     assert.deepEqual(Array.from(dtable.subarray(pad * D, (pad + 1) * D)), [0, 0, 0]);
+    assert.throws(() => bk.embeddingBackward(f(dtable), f(wout), Int32Array.from([6]), 1, D, vocab, pad), /outside the vocabulary/);
   });
 
   it('biasBackward sums rows into the existing gradient', () => {
@@ -189,7 +192,7 @@ describe('backward kernels vs finite differences', () => {
     const N = 5;
     const dout = rand(T * N, r);
     const db = new Float64Array(N).fill(1);
-    bk.biasBackward(f(db), f(dout), T, N);
+    biasBackward(f(db), f(dout), T, N);
     for (let n = 0; n < N; n++) {
       let s = 1;
       for (let t = 0; t < T; t++) s += dout[t * N + n];

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ModernBertForMaskedLM, ModernBertForSequenceClassification } from '../../src/index.js';
 import type { Sequence } from '../../src/train/data.js';
 import { Rng } from '../../src/train/random.js';
+import { latestCheckpoint } from '../../src/train/checkpoint.js';
 import { Trainer, type TrainerOptions } from '../../src/train/trainer.js';
 import { fixtureDir } from '../helpers/fixtures.js';
 
@@ -34,6 +35,7 @@ describe('Trainer', () => {
     const out = tmp();
     const trainer = new Trainer(model, classification(96, 1), classification(48, 2), {
       outputDir: out, epochs: 12, maxTokensPerBatch: 160, lr: 2e-3, schedule: { type: 'linear', warmupSteps: 5 }, evalEvery: 20, progress: false,
+      saveEvery: 20, saveTotalLimit: 2,
     });
     const before = trainer.evaluate();
     trainer.fit();
@@ -46,6 +48,9 @@ describe('Trainer', () => {
     const last = evals[evals.length - 1];
     assert.ok(last.accuracy > before.accuracy + 0.2, `accuracy ${before.accuracy} → ${last.accuracy}`);
     for (const k of ['f1_macro', 'f1_micro', 'matthews', 'eval_loss']) assert.equal(typeof last[k], 'number');
+    const kept = readdirSync(out).filter((n) => n.startsWith('checkpoint-'));
+    const saved = [...new Set([...train.map((r) => r.step).filter((st) => st % 20 === 0), train.length])];
+    assert.deepEqual(kept.sort(), saved.slice(-2).map((st) => `checkpoint-${st}`).sort());
     // The final model is an HF folder this library loads, with the same outputs.
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
     assert.deepEqual(config.architectures, ['ModernBertForSequenceClassification']);
@@ -74,6 +79,7 @@ describe('Trainer', () => {
     const b = tmp();
     const resumed = await load();
     new Trainer(resumed, data, null, opts(b, { resumeFrom: join(a, 'checkpoint-3') })).fit();
+    assert.equal(latestCheckpoint(a), join(a, 'checkpoint-8'));
     assert.deepEqual(resumed.parameters().data, full.parameters().data);
     assert.equal(readLog(b)[0].step, 4);
   });
@@ -115,6 +121,14 @@ describe('Trainer', () => {
     skipped.fit();
     assert.ok(Number.isNaN(model.classifierBias.data[0])); // weights were never updated with NaN gradients
     assert.ok(Number.isFinite(model.classifier.data[0]));
+  });
+
+  it('MLM micro-batches with nothing masked are skipped, not fatal', async () => {
+    const model = await ModernBertForMaskedLM.fromPretrained(fixtureDir('mlm'));
+    const onlySpecials = Array.from({ length: 4 }, () => ({ ids: Int32Array.from([1, 2]) }));
+    const out = tmp();
+    new Trainer(model, onlySpecials, null, { outputDir: out, maxSteps: 2, progress: false, masking: { maskTokenId: 4, specialIds: [1, 2] } }).fit();
+    assert.ok(readLog(out).every((r) => r.skipped === true));
   });
 
   it('rejects an empty training set and over-long sequences', async () => {
