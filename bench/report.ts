@@ -104,8 +104,12 @@ export function kernelTable(r: WorkloadResult): string[] {
   const forwardMs = r.timesMs.reduce((a, b) => a + b, 0) / r.timesMs.length;
   const entries = Object.entries(r.kernels).sort((a, b) => b[1].ms - a[1].ms);
   const kernelMs = entries.reduce((a, [, s]) => a + s.ms, 0);
-  const out = [`${r.workload}: one forward ${(forwardMs / 1000).toFixed(3)} s (mean of ${r.runs} timed runs), FMA peak ${f1(r.fmaPeakGflops)} GFLOP/s`,
+  const out = [`${r.workload}: one ${r.phasesMs ? 'step' : 'forward'} ${(forwardMs / 1000).toFixed(3)} s (mean of ${r.runs} timed runs), FMA peak ${f1(r.fmaPeakGflops)} GFLOP/s`,
     'kernel | calls | ms | % of forward | GFLOP/s | % of FMA peak', '---|---|---|---|---|---'];
+  if (r.phasesMs) {
+    const p = r.phasesMs;
+    out.splice(1, 0, `training step: forward ${p.forward.toFixed(0)} ms, backward ${p.backward.toFixed(0)} ms, optimiser ${p.optimizer.toFixed(0)} ms`);
+  }
   const line = (label: string, calls: string, ms: number, flops: number) => {
     const g = flops > 0 && ms > 0 ? flops / ms / 1e6 : 0;
     out.push(`${label} | ${calls} | ${ms.toFixed(1)} | ${pct(ms / forwardMs)} | ${g ? f1(g) : '-'} | ${g ? pct(g / r.fmaPeakGflops) : '-'}`);
@@ -113,6 +117,6 @@ export function kernelTable(r: WorkloadResult): string[] {
   for (const [label, s] of entries) line(label, String(s.calls), s.ms, s.flops);
   const g = gemmShare(r);
   line('all GEMMs', '', g.ms, g.flops);
-  line('outside kernels (JS: packing, padding, allocation)', '', Math.max(0, forwardMs - kernelMs), 0);
+  line(`outside kernels (TypeScript: ${r.phasesMs ? 'loss, optimiser, glue' : 'packing, padding, allocation'})`, '', Math.max(0, forwardMs - kernelMs), 0);
   return out;
 }
