@@ -58,7 +58,7 @@ const program = new Command('bench')
   .option('--peer [dir]', 'also run the ONNX Runtime peer set up in dir by ../shared/peers/setup.sh (default $MODERNBERT_ORT_PEER, else <cache>/ortpeer)')
   .option('--peer-setup', 'with --peer: first run ../shared/peers/setup.sh on the peer folder (apt python3-torch, npm onnxruntime-node 1.30.0, ONNX export)', false)
   .option('--peers <dir>', 'the shared peers folder (default: ../shared/peers beside the repository, or $MODERNBERT_PEERS)')
-  .option('--peer-wait <minutes>', 'how long to wait for enough free memory before a peer run (W3 needs ~17 GiB)', positive, 15)
+  .option('--peer-wait <minutes>', 'how long to wait for enough free memory before a peer run (W3 needs ~10 GiB)', positive, 15)
   .option('--json <file>', 'write all results as JSON')
   .option('--fma-seconds <s>', 'duration of the FMA peak probe in each workload process', positive, 0.5)
   .addOption(new Option('--child <workload>', 'internal: run one workload in this process').hideHelp());
@@ -120,6 +120,7 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
     process.stderr.write(`warning: our model has ${config.num_hidden_layers} layers; the peer's ONNX graph was exported with PEER_LAYERS (22 by default)\n`);
 
   const cpu = cpuName();
+  const loadAtStart = os.loadavg()[0];
   process.stderr.write(`bench: ${cpu}, ${opt.threads} thread(s), model ${model}, runs ${opt.runs} after ${opt.warmup} warm-up\n`);
   const rows: Row[] = [];
   let peerInfo: PeerInfo | undefined;
@@ -148,6 +149,8 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
     node: process.version,
     model: opt.model ?? `random ${JSON.stringify(shape)}`,
     peer: peerInfo ? { engine: 'onnxruntime-node', ...peerInfo, graphOptimizationLevel: 'all' } : undefined,
+    /** 1-minute load average when the run started and ended: other jobs on the machine skew absolute numbers. */
+    loadAverage: { start: +loadAtStart.toFixed(2), end: +os.loadavg()[0].toFixed(2) },
     date: new Date().toISOString(),
   };
 
@@ -155,6 +158,7 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
   console.log(`\nModernBERT encoder benchmark: ${info.cpu}, ${info.logicalCpus} logical CPUs, ${info.totalMemGiB} GiB`);
   console.log(`ours: ISA ${isa}, ${opt.threads} thread(s), node ${info.node}; model: ${info.model}`);
   if (peerInfo) console.log(`peer: onnxruntime-node ${peerInfo.ortVersion} (${peerInfo.model}), ${peerInfo.threads} intra-op thread(s), graph optimisation 'all'`);
+  console.log(`load average (1 min): ${info.loadAverage.start} at the start, ${info.loadAverage.end} at the end (${info.logicalCpus} CPUs)`);
   console.log('tokens/s count real tokens only; peak RSS is the workload process\'s own maxRSS; useful FLOPs = flops.mjs "minimum"\n');
   print(mainTable(rows));
   if (peerInfo) {
