@@ -116,6 +116,8 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
     hidden: config.hidden_size, inter: config.intermediate_size, layers: config.num_hidden_layers,
     globalEvery: config.global_attn_every_n_layers ?? 3, localAttention: config.local_attention ?? 128,
   };
+  if (!(config.vocab_size > peers.workloads.PAD_ID))
+    throw new InvalidArgumentError(`${model} has vocab_size ${config.vocab_size}; the workloads use ModernBERT token ids up to ${peers.workloads.PAD_ID}`);
   if (peerDir && config.num_hidden_layers !== BASE_SHAPE.layers)
     process.stderr.write(`warning: our model has ${config.num_hidden_layers} layers; the peer's ONNX graph was exported with PEER_LAYERS (22 by default)\n`);
 
@@ -182,6 +184,14 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
 }
 
 const opt = program.parse().opts<Options>();
-const peers = await loadPeers(opt.peers);
-if (opt.child) await child(opt.child, opt, peers);
-else await parent(opt, peers);
+try {
+  const peers = await loadPeers(opt.peers);
+  if (opt.child) await child(opt.child, opt, peers);
+  else await parent(opt, peers);
+} catch (e) {
+  // Setup problems (no peers folder, peer not set up, a checkpoint that does not fit the workloads) are
+  // the user's to fix: the message says how; the stack would only hide it.
+  process.stderr.write(`bench: ${(e as Error).message}\n`);
+  if (opt.child) process.stderr.write(`${(e as Error).stack}\n`);
+  process.exitCode = 1;
+}
