@@ -41,8 +41,12 @@ export interface PeerInfo {
   threads: number;
 }
 
-/** Peak RSS the peer reached here per workload (its README), plus a margin: what must be free before it runs. */
-const PEER_NEEDS_GIB: Record<string, number> = { W1: 4.5, W2: 3.5, W3: 17 };
+/**
+ * What must be free before a peer run: its peak RSS plus a margin. W1/W2 from its README (3.6 / 2.7 GiB);
+ * W3 reached 16 GiB on the README's AMD machine but 8.4 GiB on this Intel one (ONNX Runtime picks other
+ * kernels and arena sizes), so the wait asks for 10 GiB and an out-of-memory kill is reported as a skip.
+ */
+const PEER_NEEDS_GIB: Record<string, number> = { W1: 4.5, W2: 3.5, W3: 10 };
 
 /**
  * The peer work folder: `explicit`, else $MODERNBERT_ORT_PEER, else <cache>/ortpeer. With `setup`,

@@ -6,7 +6,6 @@
  * around a call is the kernel's time.
  */
 import { performance } from 'node:perf_hooks';
-import type { Kernels } from '../src/kernels/types.js';
 
 export interface KernelStat {
   calls: number;
@@ -17,7 +16,7 @@ export interface KernelStat {
 
 export class KernelProfile {
   readonly stats = new Map<string, KernelStat>();
-  /** GEMM B operands (weights) to their names; see weightNames. */
+  /** Parameter buffers (values and gradients) to their names; see weightNames. */
   weightNames = new Map<unknown, string>();
   recording = false;
 
@@ -47,18 +46,19 @@ export function attentionPairs(n: number, window: number): number {
 }
 
 /**
- * Names the weight matrices of `layers` by their field name (Wqkv, Wo, Wi, ...), keyed by the object
- * itself: GEMMs are labelled by the weight they receive, since shapes alone collide (in the base
- * model Wqkv and Wi are both [2304, 768]).
+ * Names of the parameters' value and gradient buffers, keyed by the buffer itself: a GEMM is labelled
+ * by the weight it reads (forward, dX) or the gradient it writes (dW), since shapes alone collide (in
+ * the base model Wqkv and Wi are both [2304, 768]). Names are Hugging Face's without the layer index
+ * ("attn.Wqkv"), so the 22 layers add up under one label. Build it after training mode moved the
+ * parameters into their flat buffer.
  */
-export function weightNames(layers: readonly object[]): Map<unknown, string> {
+export function weightNames(named: readonly [string, { data: Float32Array; grad: Float32Array | null }][]): Map<unknown, string> {
   const names = new Map<unknown, string>();
-  for (const layer of layers)
-    for (const [key, value] of Object.entries(layer)) {
-      if (value === null || typeof value !== 'object') continue;
-      // Parameters carry their values in `.data`, the array the kernels receive.
-      names.set('data' in value && value.data instanceof Float32Array ? value.data : value, key);
-    }
+  for (const [name, p] of named) {
+    const short = name.replace(/^model\./, '').replace(/^layers\.\d+\./, '').replace(/\.weight$/, '');
+    names.set(p.data, short);
+    if (p.grad) names.set(p.grad, short);
+  }
   return names;
 }
 
@@ -66,14 +66,15 @@ type AnyFn = (...args: unknown[]) => unknown;
 type Labeller = (args: unknown[]) => { label: string; flops: number };
 
 /**
- * Wraps `inner` so every kernel call is timed into `profile` while `profile.recording` is set.
- * GEMMs are labelled by the name of their B operand (`profile.weightNames`, else its [N, K] shape)
- * and direction (forward, dX = dY·W, dW = dYᵀ·X); attention and its backward by global/local layers.
+ * Wraps the kernel set `inner` so every call is timed into `profile` while `profile.recording` is set.
+ * GEMMs are labelled by weight name (`profile.weightNames`: the B operand, or for dW the output C; else
+ * the [N, K] shape) and direction (forward, dX = dY·W, dW = dYᵀ·X); attention and its backward by
+ * global/local layers; every other kernel by its name.
  */
-export function profiledKernels(inner: Kernels, profile: KernelProfile): Kernels {
+export function profiledKernels<K extends object>(inner: K, profile: KernelProfile): K {
   const gemmLabel: Labeller = (a) => {
     const [M, N, K, transA, transB] = a.slice(4, 9) as [number, number, number, boolean, boolean];
-    const name = profile.weightNames.get(a[2]) ?? `${N}x${K}`;
+    const name = profile.weightNames.get(a[2]) ?? profile.weightNames.get(a[0]) ?? `${N}x${K}`;
     const kind = transA ? ' dW' : transB ? '' : ' dX';
     return { label: `gemm ${name}${kind}`, flops: 2 * M * N * K };
   };
@@ -100,14 +101,14 @@ export function profiledKernels(inner: Kernels, profile: KernelProfile): Kernels
     const fn = value as AnyFn;
     const labeller = labellers[key] ?? (() => ({ label: key, flops: 0 }));
     wrapped[key] = (...args: unknown[]) => {
-      if (!profile.recording) return fn(...args);
+      if (!profile.recording) return fn.apply(inner, args);
       const t0 = performance.now();
-      const result = fn(...args);
+      const result = fn.apply(inner, args);
       const ms = performance.now() - t0;
       const { label, flops } = labeller(args);
       profile.add(label, ms, flops);
       return result;
     };
   }
-  return wrapped as unknown as Kernels;
+  return wrapped as K;
 }

@@ -1,6 +1,7 @@
 /** The benchmark's printed tables: throughput and memory per engine, ratios to the peer, per-kernel time. */
 import type { PeerResult, PeerSkipped } from './peer.js';
 import type { FlopCount } from './peers.js';
+import type { KernelStat } from './profile.js';
 import type { Unavailable, WorkloadResult } from './workload.js';
 
 export interface Row {
@@ -104,8 +105,12 @@ export function kernelTable(r: WorkloadResult): string[] {
   const forwardMs = r.timesMs.reduce((a, b) => a + b, 0) / r.timesMs.length;
   const entries = Object.entries(r.kernels).sort((a, b) => b[1].ms - a[1].ms);
   const kernelMs = entries.reduce((a, [, s]) => a + s.ms, 0);
-  const out = [`${r.workload}: one forward ${(forwardMs / 1000).toFixed(3)} s (mean of ${r.runs} timed runs), FMA peak ${f1(r.fmaPeakGflops)} GFLOP/s`,
-    'kernel | calls | ms | % of forward | GFLOP/s | % of FMA peak', '---|---|---|---|---|---'];
+  const out = [`${r.workload}: one ${r.phasesMs ? 'step' : 'forward'} ${(forwardMs / 1000).toFixed(3)} s (mean of ${r.runs} timed runs), FMA peak ${f1(r.fmaPeakGflops)} GFLOP/s`,
+    `kernel | calls | ms | % of ${r.phasesMs ? 'step' : 'forward'} | GFLOP/s | % of FMA peak`, '---|---|---|---|---|---'];
+  if (r.phasesMs) {
+    const p = r.phasesMs;
+    out.splice(1, 0, `training step: forward ${p.forward.toFixed(0)} ms, backward ${p.backward.toFixed(0)} ms, optimiser ${p.optimizer.toFixed(0)} ms`);
+  }
   const line = (label: string, calls: string, ms: number, flops: number) => {
     const g = flops > 0 && ms > 0 ? flops / ms / 1e6 : 0;
     out.push(`${label} | ${calls} | ${ms.toFixed(1)} | ${pct(ms / forwardMs)} | ${g ? f1(g) : '-'} | ${g ? pct(g / r.fmaPeakGflops) : '-'}`);
@@ -113,6 +118,15 @@ export function kernelTable(r: WorkloadResult): string[] {
   for (const [label, s] of entries) line(label, String(s.calls), s.ms, s.flops);
   const g = gemmShare(r);
   line('all GEMMs', '', g.ms, g.flops);
-  line('outside kernels (JS: packing, padding, allocation)', '', Math.max(0, forwardMs - kernelMs), 0);
+  line(`outside kernels (TypeScript: ${r.phasesMs ? 'loss, optimiser, glue' : 'packing, padding, allocation'})`, '', Math.max(0, forwardMs - kernelMs), 0);
+  const glob = r.kernels['attention global'];
+  const loc = r.kernels['attention local'];
+  if (glob?.calls && loc?.calls) {
+    // Per layer, so 8 global and 14 local layers compare directly: a windowed layer should cost its FLOP share.
+    const perLayer = (s: KernelStat) => ({ ms: s.ms / s.calls, gflop: s.flops / s.calls / 1e9 });
+    const [gl, lo] = [perLayer(glob), perLayer(loc)];
+    out.push('', `attention per layer: global ${gl.ms.toFixed(1)} ms for ${gl.gflop.toFixed(2)} GFLOP, local ${lo.ms.toFixed(1)} ms for ` +
+      `${lo.gflop.toFixed(2)} GFLOP: a local layer takes ${pct(lo.ms / gl.ms)} of a global one's time for ${pct(lo.gflop / gl.gflop)} of its FLOPs`);
+  }
   return out;
 }

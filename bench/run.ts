@@ -13,7 +13,7 @@ import { BASE_SHAPE, randomCheckpoint, TINY_SHAPE } from './checkpoint.js';
 import { peerWorkdir, runPeer, type PeerInfo } from './peer.js';
 import { loadPeers, REPO_ROOT, type Peers } from './peers.js';
 import { GEMM_TARGET, gemmShare, kernelTable, mainTable, ratios, ratioTable, type Row } from './report.js';
-import { runTraining, TRAINING_WORKLOADS } from './training.js';
+import { ALIASES, runTraining, TRAINING_WORKLOADS } from './training.js';
 import { runInference, type Unavailable, type WorkloadResult } from './workload.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -48,7 +48,7 @@ const positive = (v: string) => {
 
 const program = new Command('bench')
   .description('ModernBERT encoder benchmark on the shared workloads, optionally side by side with ONNX Runtime')
-  .option('--workloads <list>', 'comma-separated: W1 (32x512), W2 (32 variable), W3 (1x8192), T1 (training step)', 'W1,W2,W3,T1')
+  .option('--workloads <list>', 'comma-separated: W1 (32x512), W2 (32 variable), W3 (1x8192), T1 (training step: T1-mlm and T1-cls)', 'W1,W2,W3,T1')
   .option('--threads <n>', 'threads of our pool and of the peer (intra-op)', int(1), 2)
   .option('--runs <n>', 'timed runs per workload (the median is reported)', int(1), 3)
   .option('--warmup <n>', 'untimed runs before them', int(0), 1)
@@ -58,7 +58,7 @@ const program = new Command('bench')
   .option('--peer [dir]', 'also run the ONNX Runtime peer set up in dir by ../shared/peers/setup.sh (default $MODERNBERT_ORT_PEER, else <cache>/ortpeer)')
   .option('--peer-setup', 'with --peer: first run ../shared/peers/setup.sh on the peer folder (apt python3-torch, npm onnxruntime-node 1.30.0, ONNX export)', false)
   .option('--peers <dir>', 'the shared peers folder (default: ../shared/peers beside the repository, or $MODERNBERT_PEERS)')
-  .option('--peer-wait <minutes>', 'how long to wait for enough free memory before a peer run (W3 needs ~17 GiB)', positive, 15)
+  .option('--peer-wait <minutes>', 'how long to wait for enough free memory before a peer run (W3 needs ~10 GiB)', positive, 15)
   .option('--json <file>', 'write all results as JSON')
   .option('--fma-seconds <s>', 'duration of the FMA peak probe in each workload process', positive, 0.5)
   .addOption(new Option('--child <workload>', 'internal: run one workload in this process').hideHelp());
@@ -96,14 +96,13 @@ function runOurs(name: string, opt: Options, model: string, peers: Peers): Workl
 
 async function child(name: string, opt: Options, peers: Peers): Promise<void> {
   const model = opt.model!;
-  const result = TRAINING_WORKLOADS.includes(name)
-    ? runTraining(name)
-    : await runInference(name, peers, { model, threads: opt.threads, runs: opt.runs, warmup: opt.warmup, fmaSeconds: opt.fmaSeconds });
+  const run = { model, threads: opt.threads, runs: opt.runs, warmup: opt.warmup, fmaSeconds: opt.fmaSeconds };
+  const result = TRAINING_WORKLOADS.includes(name) ? await runTraining(name, peers, run) : await runInference(name, peers, run);
   process.stdout.write('RESULT ' + JSON.stringify(result) + '\n');
 }
 
 async function parent(opt: Options, peers: Peers): Promise<void> {
-  const names = opt.workloads.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = opt.workloads.split(',').map((s) => s.trim()).filter(Boolean).flatMap((n) => ALIASES[n] ?? [n]);
   const known = [...peers.workloads.WORKLOAD_NAMES, ...TRAINING_WORKLOADS];
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length) throw new InvalidArgumentError(`unknown workload(s) ${unknown.join(', ')}; expected some of ${known.join(', ')}`);
@@ -117,10 +116,13 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
     hidden: config.hidden_size, inter: config.intermediate_size, layers: config.num_hidden_layers,
     globalEvery: config.global_attn_every_n_layers ?? 3, localAttention: config.local_attention ?? 128,
   };
+  if (!(config.vocab_size > peers.workloads.PAD_ID))
+    throw new InvalidArgumentError(`${model} has vocab_size ${config.vocab_size}; the workloads use ModernBERT token ids up to ${peers.workloads.PAD_ID}`);
   if (peerDir && config.num_hidden_layers !== BASE_SHAPE.layers)
     process.stderr.write(`warning: our model has ${config.num_hidden_layers} layers; the peer's ONNX graph was exported with PEER_LAYERS (22 by default)\n`);
 
   const cpu = cpuName();
+  const loadAtStart = os.loadavg()[0];
   process.stderr.write(`bench: ${cpu}, ${opt.threads} thread(s), model ${model}, runs ${opt.runs} after ${opt.warmup} warm-up\n`);
   const rows: Row[] = [];
   let peerInfo: PeerInfo | undefined;
@@ -149,6 +151,8 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
     node: process.version,
     model: opt.model ?? `random ${JSON.stringify(shape)}`,
     peer: peerInfo ? { engine: 'onnxruntime-node', ...peerInfo, graphOptimizationLevel: 'all' } : undefined,
+    /** 1-minute load average when the run started and ended: other jobs on the machine skew absolute numbers. */
+    loadAverage: { start: +loadAtStart.toFixed(2), end: +os.loadavg()[0].toFixed(2) },
     date: new Date().toISOString(),
   };
 
@@ -156,6 +160,7 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
   console.log(`\nModernBERT encoder benchmark: ${info.cpu}, ${info.logicalCpus} logical CPUs, ${info.totalMemGiB} GiB`);
   console.log(`ours: ISA ${isa}, ${opt.threads} thread(s), node ${info.node}; model: ${info.model}`);
   if (peerInfo) console.log(`peer: onnxruntime-node ${peerInfo.ortVersion} (${peerInfo.model}), ${peerInfo.threads} intra-op thread(s), graph optimisation 'all'`);
+  console.log(`load average (1 min): ${info.loadAverage.start} at the start, ${info.loadAverage.end} at the end (${info.logicalCpus} CPUs)`);
   console.log('tokens/s count real tokens only; peak RSS is the workload process\'s own maxRSS; useful FLOPs = flops.mjs "minimum"\n');
   print(mainTable(rows));
   if (peerInfo) {
@@ -175,10 +180,18 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
     writeFileSync(opt.json, JSON.stringify({ info, results }, null, 2) + '\n');
     console.log(`wrote ${opt.json}`);
   }
-  if (rows.some((r) => !r.ours.available && !TRAINING_WORKLOADS.includes(r.workload))) process.exitCode = 1;
+  if (rows.some((r) => !r.ours.available)) process.exitCode = 1;
 }
 
 const opt = program.parse().opts<Options>();
-const peers = await loadPeers(opt.peers);
-if (opt.child) await child(opt.child, opt, peers);
-else await parent(opt, peers);
+try {
+  const peers = await loadPeers(opt.peers);
+  if (opt.child) await child(opt.child, opt, peers);
+  else await parent(opt, peers);
+} catch (e) {
+  // Setup problems (no peers folder, peer not set up, a checkpoint that does not fit the workloads) are
+  // the user's to fix: the message says how; the stack would only hide it.
+  process.stderr.write(`bench: ${(e as Error).message}\n`);
+  if (opt.child) process.stderr.write(`${(e as Error).stack}\n`);
+  process.exitCode = 1;
+}

@@ -43,9 +43,11 @@ export interface WorkloadResult {
   peakRssAfterLoadMiB: number;
   loadMs: number;
   fmaPeakGflops: number;
-  /** FLOPs the model must do (flops.mjs "minimum"), per real token. */
+  /** FLOPs the model must do, per real token: flops.mjs "minimum" (inference), the counted GEMM and attention FLOPs (training). */
   usefulFlopsPerToken: number;
-  /** Per-kernel totals over the timed runs, divided by the number of runs: one forward. */
+  /** Training only: mean ms of one step's forward (zeroGrad included), backward and optimiser update. */
+  phasesMs?: { forward: number; backward: number; optimizer: number };
+  /** Per-kernel totals over the timed runs, divided by the number of runs: one forward (or step). */
   kernels: Record<string, KernelStat>;
   outputFinite: boolean;
 }
@@ -67,7 +69,14 @@ export function summarize(xs: number[]): Summary {
   return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
 }
 
-const rssMiB = () => process.resourceUsage().maxRSS / 1024; // maxRSS is in KiB
+export const rssMiB = () => process.resourceUsage().maxRSS / 1024; // maxRSS is in KiB
+
+/** The profile's totals over `runs` timed runs, divided by `runs`: one forward (or training step). */
+export function perRun(profile: KernelProfile, runs: number): Record<string, KernelStat> {
+  const out: Record<string, KernelStat> = {};
+  for (const [label, s] of profile.stats) out[label] = { calls: s.calls / runs, ms: s.ms / runs, flops: s.flops / runs };
+  return out;
+}
 
 /** The workload as a right-padded [batch, maxLen] batch plus mask, like the peer feeds ONNX Runtime. */
 function paddedInput(ids: number[][], padId: number): ForwardInput {
@@ -89,7 +98,7 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
   const prefix = store.has('model.embeddings.tok_embeddings.weight') ? 'model.' : '';
   const profile = new KernelProfile();
   const model = new ModernBertModel(config, store, prefix, profiledKernels(kernelsFor({ numThreads: opt.threads }), profile));
-  profile.weightNames = weightNames(model.layers);
+  profile.weightNames = weightNames(model.namedParameters());
   const loadMs = performance.now() - t0;
   const rssAfterLoad = rssMiB();
 
@@ -117,8 +126,6 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
   }
   profile.recording = false;
 
-  const kernelStats: Record<string, KernelStat> = {};
-  for (const [label, s] of profile.stats) kernelStats[label] = { calls: s.calls / opt.runs, ms: s.ms / opt.runs, flops: s.flops / opt.runs };
   const shape = {
     hidden: config.hidden_size,
     inter: config.intermediate_size,
@@ -144,7 +151,7 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
     loadMs,
     fmaPeakGflops,
     usefulFlopsPerToken: peers.flops.flops(w.lengths, shape).minimumPerReal,
-    kernels: kernelStats,
+    kernels: perRun(profile, opt.runs),
     outputFinite: finite,
   };
 }

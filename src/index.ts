@@ -36,5 +36,5 @@ export type { BatchSizeWarmup, ScheduleOptions, ScheduleType } from './train/sch
 export {
   collectAll, DataError, encodeExamples, maskTokens, packByTokens, readCsv, readExamples, readJsonl, readText,
 } from './train/data.js';
-export type { ColumnOptions, EncodeOptions, Example, MaskingOptions, Sequence, TokenEncoder } from './train/data.js';
+export type { ColumnOptions, Example, ExampleEncodeOptions, MaskingOptions, Sequence, TokenEncoder } from './train/data.js';
 export { accuracy, f1, matthews, pearson, spearman } from './train/metrics.js';

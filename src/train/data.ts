@@ -302,7 +302,7 @@ export interface TokenEncoder {
 
 export type EncodeTask = 'mlm' | 'sequence-classification' | 'token-classification';
 
-export interface EncodeOptions {
+export interface ExampleEncodeOptions {
   task: EncodeTask;
   /** Longest sequence in tokens, special tokens included (truncate, or for MLM split documents into chunks). */
   maxLength: number;
@@ -336,7 +336,7 @@ function labelId(label: unknown, label2id: Record<string, number> | undefined, w
  * MLM: each document is cut into chunks of maxLength − 2 tokens, each wrapped in [CLS] … [SEP].
  */
 export async function* encodeExamples(examples: AsyncIterable<Example> | Iterable<Example>, tok: TokenEncoder,
-  o: EncodeOptions): AsyncGenerator<Sequence> {
+  o: ExampleEncodeOptions): AsyncGenerator<Sequence> {
   let n = 0;
   const inner = o.maxLength - 2;
   if (inner < 1) throw new DataError(`maxLength ${o.maxLength} leaves no room between [CLS] and [SEP]`);

@@ -74,11 +74,11 @@ describe('bench profile', () => {
 });
 
 describe('npm run bench --tiny', () => {
-  it('runs W2 and T1 end to end and reports consistent numbers', async () => {
+  it('runs W2 and T1-cls end to end and reports consistent numbers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'modernbert-bench-test-'));
     try {
       const json = join(dir, 'out.json');
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--tiny', '--workloads', 'W2,T1', '--runs', '1', '--warmup', '0',
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--tiny', '--workloads', 'W2,T1-cls', '--runs', '1', '--warmup', '0',
         '--fma-seconds', '0.05', '--json', json], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, MODERNBERT_BENCH_CACHE: dir }, timeout: 120_000 });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /^W2 \| ours \|/m);
@@ -104,15 +104,21 @@ describe('npm run bench --tiny', () => {
       const counted = kernels.reduce((a, [, s]) => a + s.flops, 0);
       assert.ok(Math.abs(counted - f.minimumPerReal * f.real) <= 1e-9 * counted, `${counted} vs ${f.minimumPerReal * f.real}`);
       const labels = kernels.map(([l]) => l);
-      for (const l of ['gemm Wqkv', 'gemm Wo', 'gemm Wi', 'gemm Wo2', 'attention global', 'attention local', 'layernorm'])
+      for (const l of ['gemm attn.Wqkv', 'gemm attn.Wo', 'gemm mlp.Wi', 'gemm mlp.Wo', 'attention global', 'attention local', 'layernorm'])
         assert.ok(labels.includes(l), `missing ${l} in ${labels}`);
       const kernelMs = kernels.reduce((a, [, s]) => a + s.ms, 0);
       assert.ok(kernelMs <= ours.timesMs[0] * 1.001, 'kernel time cannot exceed the forward');
       assert.ok(w2.gemm.gflops > 0);
 
-      // T1 either runs or says why it cannot; it never fails the harness.
-      assert.equal(t1.workload, 'T1');
-      assert.ok(t1.ours.available ? t1.ours.tokensPerSec.median > 0 : t1.ours.reason.length > 0);
+      // T1-cls: a training step with forward, backward and optimiser timed, and the backward kernels profiled.
+      assert.equal(t1.workload, 'T1-cls');
+      const t = t1.ours;
+      assert.equal(t.available, true);
+      assert.equal(t.realTokens, 8 * 512);
+      assert.ok(t.tokensPerSec.median > 0 && t.outputFinite);
+      assert.ok(t.phasesMs.forward > 0 && t.phasesMs.backward > 0 && t.phasesMs.optimizer > 0);
+      for (const l of ['gemm attn.Wqkv dW', 'gemm attn.Wqkv dX', 'gemm classifier', 'attentionBackward global', 'attentionBackward local', 'layernormBackward'])
+        assert.ok(l in t.kernels, `missing ${l} in ${Object.keys(t.kernels)}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
