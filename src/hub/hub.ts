@@ -74,7 +74,13 @@ export async function resolveModel(dirOrRepoId: string, options: HubOptions & { 
   }
   if (!REPO_ID.test(dirOrRepoId) || dirOrRepoId.startsWith('.'))
     throw new HubError(`model '${dirOrRepoId}' is neither an existing folder nor a Hub repo id (org/name)`);
-  return snapshotFiles(dirOrRepoId, options.files ?? 'all', options);
+  try {
+    return await snapshotFiles(dirOrRepoId, options.files ?? 'all', options);
+  } catch (e) {
+    // "org/name" may also have been meant as a relative folder: say that none exists.
+    if (e instanceof HubError && !(e instanceof NetworkError)) throw new HubError(`${e.message} (and there is no local folder '${dirOrRepoId}')`);
+    throw e;
+  }
 }
 
 /** Fetches (or, offline, finds) the files a task needs; returns snapshots/<commit>. */

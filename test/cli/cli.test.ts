@@ -128,8 +128,8 @@ describe('modernbert CLI (spawned)', () => {
     const i = await cli(['info', '-m', mlm, '--json']);
     assert.equal(i.code, 0, i.stderr);
     const info = JSON.parse(i.stdout);
-    assert.ok(['avx512', 'avx2', 'portable'].includes(info.isa));
-    assert.ok(info.threads >= 1);
+    assert.ok(['avx512', 'avx2', 'portable'].includes(info.isa), `isa ${info.isa}`);
+    assert.ok(info.threads >= 1, `threads ${info.threads}`);
     // Parameters: embeddings 512·64 + norms + 4 layers + head, as the safetensors header lists them.
     const header = JSON.parse(readFileSync(join(fixtureDir('mlm'), 'model.safetensors')).subarray(8, 8 + Number(readFileSync(join(fixtureDir('mlm'), 'model.safetensors')).readBigUInt64LE(0))).toString());
     const expected = Object.entries(header).filter(([k]) => k !== '__metadata__').reduce((n, [, v]) => n + (v as { shape: number[] }).shape.reduce((a, b) => a * b, 1), 0);
@@ -173,7 +173,7 @@ describe('modernbert CLI (spawned)', () => {
       assert.equal(d.code, 0, d.stderr);
       const snap = d.stdout.trim();
       assert.equal(snap, join(home, 'hub', 'models--org--tiny', 'snapshots', 'a'.repeat(40)));
-      assert.ok(existsSync(join(snap, 'model.safetensors')));
+      assert.ok(existsSync(join(snap, 'model.safetensors')), 'weights in the snapshot');
       const offline = await cli(['fill-mask', '-m', 'org/tiny', '--json', 'the [MASK]'], { env: { ...env, HF_HUB_OFFLINE: '1', HF_ENDPOINT: 'http://127.0.0.1:9' } });
       assert.equal(offline.code, 0, offline.stderr);
       const fill = await pipeline('fill-mask', mlm);

@@ -66,7 +66,7 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
     assert.equal(readFileSync(join(cache, 'refs', 'main'), 'utf8'), C1);
     const weights = readFileSync(join(fixtureDir('mlm'), 'model.safetensors'));
     const link = join(snap, 'model.safetensors');
-    assert.ok(lstatSync(link).isSymbolicLink());
+    assert.ok(lstatSync(link).isSymbolicLink(), 'snapshot entry is a symlink');
     assert.equal(readlinkSync(link), join('..', '..', 'blobs', FakeHub.sha256(weights)));
     assert.deepEqual(readFileSync(link), weights);
     const config = readFileSync(join(snap, 'config.json'));
@@ -74,7 +74,7 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
     assert.ok(!existsSync(join(snap, 'special_tokens_map.json')), 'optional file absent from the repo is skipped');
     const weightEvents = events.filter((e) => e.file === 'model.safetensors');
     assert.deepEqual([weightEvents[0].status, weightEvents[weightEvents.length - 1].status], ['initiate', 'done']);
-    assert.ok(weightEvents.some((e) => e.status === 'progress' && e.total === weights.length));
+    assert.ok(weightEvents.some((e) => e.status === 'progress' && e.total === weights.length), 'progress events with the total');
     // Second time: metadata only, no file is fetched again.
     hub.log.length = 0;
     await resolveModel(REPO);
@@ -111,7 +111,7 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
     const snap = await resolveModel(REPO);
     assert.deepEqual(readFileSync(join(snap, 'model.safetensors')), weights);
     assert.deepEqual(hub.log.filter((r) => r.url === `/cdn/${sha}`).map((r) => r.range), ['bytes=4321-']);
-    assert.ok(!existsSync(join(cache, 'blobs', `${sha}.incomplete`)));
+    assert.ok(!existsSync(join(cache, 'blobs', `${sha}.incomplete`)), 'the .incomplete file is renamed');
   });
 
   it('offline (HF_HUB_OFFLINE=1 or localFilesOnly) reads only the cache and names what is missing', async () => {
@@ -141,7 +141,7 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
     await assert.rejects(resolveModel('test-org/private'), /access denied \(HTTP 401.*set HF_TOKEN/);
     process.env.HF_TOKEN = 'hf_secret';
     try {
-      assert.ok(existsSync(join(await resolveModel('test-org/private'), 'model.safetensors')));
+      assert.ok(existsSync(join(await resolveModel('test-org/private'), 'model.safetensors')), 'private repo downloaded with the token');
     } finally {
       delete process.env.HF_TOKEN;
     }
