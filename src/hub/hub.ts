@@ -74,7 +74,13 @@ export async function resolveModel(dirOrRepoId: string, options: HubOptions & { 
   }
   if (!REPO_ID.test(dirOrRepoId) || dirOrRepoId.startsWith('.'))
     throw new HubError(`model '${dirOrRepoId}' is neither an existing folder nor a Hub repo id (org/name)`);
-  return snapshotFiles(dirOrRepoId, options.files ?? 'all', options);
+  try {
+    return await snapshotFiles(dirOrRepoId, options.files ?? 'all', options);
+  } catch (e) {
+    // "org/name" may also have been meant as a relative folder: say that none exists.
+    if (e instanceof HubError && !(e instanceof NetworkError)) throw new HubError(`${e.message} (and there is no local folder '${dirOrRepoId}')`);
+    throw e;
+  }
 }
 
 /** Fetches (or, offline, finds) the files a task needs; returns snapshots/<commit>. */
@@ -174,12 +180,19 @@ function describeStatus(repoId: string, file: string, revision: string, res: Res
   return new HubError(`${repoId}@${revision}: ${file}: HTTP ${res.status} ${res.statusText}`);
 }
 
+/** Seconds from the environment, as huggingface_hub reads HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT (default 10). */
+function timeoutMs(variable: string): number {
+  const v = Number(process.env[variable] ?? 10);
+  return (Number.isFinite(v) && v > 0 ? v : 10) * 1000;
+}
+
 async function request(url: string, init: RequestInit, what: string): Promise<Response> {
   try {
     return await fetch(url, init);
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw new NetworkError(`cannot reach the Hub for ${what} (${cause?.code ?? cause?.message ?? (e as Error).message})`);
+    const reason = (e as Error).name === 'TimeoutError' || (e as Error).name === 'AbortError' ? 'timed out' : (cause?.code ?? cause?.message ?? (e as Error).message);
+    throw new NetworkError(`cannot reach the Hub for ${what} (${reason})`);
   }
 }
 
@@ -188,7 +201,9 @@ async function fileMetadata(repoId: string, file: string, revision: string, opti
   const endpoint = (options.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
   let url = `${endpoint}/${repoId}/resolve/${encodeURIComponent(revision)}/${file.split('/').map(encodeURIComponent).join('/')}`;
   for (let hop = 0; hop < 5; hop++) {
-    const res = await request(url, { method: 'HEAD', redirect: 'manual', headers: { ...headers(options), 'accept-encoding': 'identity' } }, `${repoId}/${file}`);
+    const res = await request(url, {
+      method: 'HEAD', redirect: 'manual', headers: { ...headers(options), 'accept-encoding': 'identity' }, signal: AbortSignal.timeout(timeoutMs('HF_HUB_ETAG_TIMEOUT')),
+    }, `${repoId}/${file}`);
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location) {
       const target = new URL(location, url);
@@ -247,22 +262,72 @@ export async function hfHubDownload(repoId: string, file: string, options: HubOp
   }
   mkdirSync(dirname(blob), { recursive: true });
   const partial = `${blob}.incomplete`;
-  progress({ status: 'initiate', name: repoId, file });
-  for (let attempt = 1; ; attempt++) {
+  const release = await lockBlob(blob);
+  try {
+    // Another process (or call) may have finished the blob while this one waited for the lock.
+    if (existsSync(blob)) {
+      link(blob, pointer);
+      progress({ status: 'done', name: repoId, file });
+      return pointer;
+    }
+    progress({ status: 'initiate', name: repoId, file });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await downloadTo(partial, meta, repoId, file, revision, options, progress);
+        break;
+      } catch (e) {
+        if (!(e instanceof NetworkError) || attempt >= MAX_ATTEMPTS) throw e;
+      }
+    }
+    const got = statSync(partial).size;
+    if (meta.size !== null && got !== meta.size)
+      throw new HubError(`${repoId}@${revision}: ${file}: downloaded ${got} bytes, the server announced ${meta.size}`);
+    renameSync(partial, blob);
+    link(blob, pointer);
+    progress({ status: 'done', name: repoId, file, loaded: got, total: got, progress: 100 });
+    return pointer;
+  } finally {
+    release();
+  }
+}
+
+const heldLocks = new Map<string, Promise<void>>();
+
+/**
+ * Exclusive right to write `blob` (huggingface_hub locks blobs too): `<blob>.lock` holds the owner's pid,
+ * so concurrent processes wait, and a lock left by a dead process is taken over. Calls within one process
+ * queue on a promise.
+ */
+async function lockBlob(blob: string): Promise<() => void> {
+  while (heldLocks.has(blob)) await heldLocks.get(blob);
+  let release!: () => void;
+  heldLocks.set(blob, new Promise<void>((r) => (release = r)));
+  const lock = `${blob}.lock`;
+  for (;;) {
     try {
-      await downloadTo(partial, meta, repoId, file, revision, options, progress);
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
       break;
     } catch (e) {
-      if (!(e instanceof NetworkError) || attempt >= MAX_ATTEMPTS) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = Number(readFileSync(lock, 'utf8'));
+      let alive = Number.isInteger(owner) && owner > 0;
+      try {
+        if (alive) process.kill(owner, 0);
+      } catch {
+        alive = false;
+      }
+      if (!alive) unlinkSync(lock);
+      else await new Promise((r) => setTimeout(r, 200));
     }
   }
-  const got = statSync(partial).size;
-  if (meta.size !== null && got !== meta.size)
-    throw new HubError(`${repoId}@${revision}: ${file}: downloaded ${got} bytes, the server announced ${meta.size}`);
-  renameSync(partial, blob);
-  link(blob, pointer);
-  progress({ status: 'done', name: repoId, file, loaded: got, total: got, progress: 100 });
-  return pointer;
+  return () => {
+    try {
+      unlinkSync(lock);
+    } finally {
+      heldLocks.delete(blob);
+      release();
+    }
+  };
 }
 
 async function downloadTo(
@@ -270,7 +335,13 @@ async function downloadTo(
 ): Promise<void> {
   const have = existsSync(partial) ? statSync(partial).size : 0;
   if (meta.size !== null && have === meta.size) return;
-  const res = await request(meta.url, { headers: { ...headers(options), 'accept-encoding': 'identity', ...(have > 0 ? { range: `bytes=${have}-` } : {}) } }, `${repoId}/${file}`);
+  // A stalled connection is dropped after HF_HUB_DOWNLOAD_TIMEOUT seconds without data (then resumed).
+  const abort = new AbortController();
+  const idle = timeoutMs('HF_HUB_DOWNLOAD_TIMEOUT');
+  let timer = setTimeout(() => abort.abort(), idle);
+  const res = await request(meta.url, {
+    headers: { ...headers(options), 'accept-encoding': 'identity', ...(have > 0 ? { range: `bytes=${have}-` } : {}) }, signal: abort.signal,
+  }, `${repoId}/${file}`).finally(() => clearTimeout(timer));
   if (!res.ok || !res.body) throw describeStatus(repoId, file, revision, res);
   const resumed = res.status === 206;
   let loaded = resumed ? have : 0;
@@ -278,14 +349,19 @@ async function downloadTo(
   const out = createWriteStream(partial, { flags: resumed ? 'a' : 'w' });
   progress({ status: 'download', name: repoId, file, loaded, total });
   try {
+    timer = setTimeout(() => abort.abort(), idle);
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      clearTimeout(timer);
       if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
       loaded += chunk.length;
       progress({ status: 'progress', name: repoId, file, loaded, total, progress: total ? (100 * loaded) / total : undefined });
+      timer = setTimeout(() => abort.abort(), idle);
     }
   } catch (e) {
-    throw new NetworkError(`the connection dropped while downloading ${repoId}/${file} at byte ${loaded} (${(e as Error).message})`);
+    const why = abort.signal.aborted ? `no data for ${idle / 1000} s` : (e as Error).message;
+    throw new NetworkError(`the connection dropped while downloading ${repoId}/${file} at byte ${loaded} (${why})`);
   } finally {
+    clearTimeout(timer);
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }
   if (meta.size !== null && loaded < meta.size) throw new NetworkError(`the connection closed early while downloading ${repoId}/${file} (${loaded} of ${meta.size} bytes)`);

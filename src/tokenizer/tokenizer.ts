@@ -478,9 +478,10 @@ function truncatePair(a: Piece[], b: Piece[] | null, budget: number, maxLength: 
     if (a.length >= budget) throw new InputError(`cannot truncate only the second text: the first alone has ${a.length} tokens, and only ${budget} fit`);
     return [a, cut(b, budget - a.length)];
   }
-  // Rust's rule (utils/truncation.rs, measured against the binding): the shorter text keeps everything if
-  // the longer can take the rest; otherwise the shorter gets ⌊budget/2⌋ and the longer ⌈budget/2⌉ — except
-  // when the shorter alone exceeds maxLength (specials included): then the first gets ⌊budget/2⌋.
+  // Rust's rule (utils/truncation.rs): the shorter text keeps everything if the longer can take the rest;
+  // otherwise the shorter gets ⌊budget/2⌋ and the longer ⌈budget/2⌉. Rust measures texts only up to
+  // maxLength tokens (tokenize_with_limit stops there), so two texts both over maxLength count as equal
+  // and the first gets ⌊budget/2⌋ (exact when the limit falls on a pre-token boundary).
   const short = Math.min(a.length, b.length);
   let n1: number;
   let n2: number;

@@ -2,7 +2,7 @@
  * A Hugging Face hub stand-in on 127.0.0.1 for tests (no test touches the internet): the resolve URL scheme
  * /<repo>/resolve/<revision>/<file>, X-Repo-Commit and ETag headers, LFS files answered with a 302 to a
  * CDN path (X-Linked-Etag, X-Linked-Size) that honours Range, 404 with X-Error-Code, 401 for a private repo
- * without the right token, and connections that can be made to drop mid-file.
+ * without the right token, and connections that can be made to drop or stall mid-file.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -30,6 +30,8 @@ export class FakeHub {
   readonly log: RequestLog[] = [];
   /** CDN paths whose next GET sends only this many bytes then drops the connection. */
   readonly dropAfter = new Map<string, number>();
+  /** CDN paths whose next GET sends only this many bytes then goes silent (the connection stays open). */
+  readonly stallAfter = new Map<string, number>();
   private server: Server;
   private readonly blobs = new Map<string, Buffer>();
   endpoint = '';
@@ -102,6 +104,14 @@ export class FakeHub {
       this.log.push({ method: 'GET', url: req.url!, range: req.headers.range, status: range ? 206 : 200 });
       res.writeHead(range ? 206 : 200, headers);
       res.write(body.subarray(0, drop), () => setTimeout(() => res.destroy(), 20));
+      return;
+    }
+    const stall = this.stallAfter.get(`/cdn/${sha}`);
+    if (stall !== undefined && req.method === 'GET') {
+      this.stallAfter.delete(`/cdn/${sha}`);
+      this.log.push({ method: 'GET', url: req.url!, range: req.headers.range, status: range ? 206 : 200 });
+      res.writeHead(range ? 206 : 200, headers);
+      res.write(body.subarray(0, stall));
       return;
     }
     this.send(req, res, range ? 206 : 200, headers, body);

@@ -5,7 +5,7 @@
  */
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveModel, hfHubDownload, type ProgressInfo } from '../../src/hub/hub.js';
@@ -66,7 +66,7 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
     assert.equal(readFileSync(join(cache, 'refs', 'main'), 'utf8'), C1);
     const weights = readFileSync(join(fixtureDir('mlm'), 'model.safetensors'));
     const link = join(snap, 'model.safetensors');
-    assert.ok(lstatSync(link).isSymbolicLink());
+    assert.ok(lstatSync(link).isSymbolicLink(), 'snapshot entry is a symlink');
     assert.equal(readlinkSync(link), join('..', '..', 'blobs', FakeHub.sha256(weights)));
     assert.deepEqual(readFileSync(link), weights);
     const config = readFileSync(join(snap, 'config.json'));
@@ -74,7 +74,7 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
     assert.ok(!existsSync(join(snap, 'special_tokens_map.json')), 'optional file absent from the repo is skipped');
     const weightEvents = events.filter((e) => e.file === 'model.safetensors');
     assert.deepEqual([weightEvents[0].status, weightEvents[weightEvents.length - 1].status], ['initiate', 'done']);
-    assert.ok(weightEvents.some((e) => e.status === 'progress' && e.total === weights.length));
+    assert.ok(weightEvents.some((e) => e.status === 'progress' && e.total === weights.length), 'progress events with the total');
     // Second time: metadata only, no file is fetched again.
     hub.log.length = 0;
     await resolveModel(REPO);
@@ -103,15 +103,41 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
     assert.equal(gets[1].range, 'bytes=10000-');
   });
 
-  it('resumes a download another process left in blobs/<etag>.incomplete', async () => {
+  it('resumes a download another process left in blobs/<etag>.incomplete (taking over its stale lock)', async () => {
     const weights = readFileSync(join(fixtureDir('mlm'), 'model.safetensors'));
     const sha = FakeHub.sha256(weights);
     mkdirSync(join(cache, 'blobs'), { recursive: true });
     writeFileSync(join(cache, 'blobs', `${sha}.incomplete`), weights.subarray(0, 4321));
+    writeFileSync(join(cache, 'blobs', `${sha}.lock`), '999999999'); // left by a process that died
     const snap = await resolveModel(REPO);
     assert.deepEqual(readFileSync(join(snap, 'model.safetensors')), weights);
     assert.deepEqual(hub.log.filter((r) => r.url === `/cdn/${sha}`).map((r) => r.range), ['bytes=4321-']);
-    assert.ok(!existsSync(join(cache, 'blobs', `${sha}.incomplete`)));
+    assert.ok(!existsSync(join(cache, 'blobs', `${sha}.incomplete`)), 'the .incomplete file is renamed');
+    assert.ok(!existsSync(join(cache, 'blobs', `${sha}.lock`)), 'the lock is released');
+  });
+
+  it('drops a stalled connection after HF_HUB_DOWNLOAD_TIMEOUT and resumes it', async () => {
+    const weights = readFileSync(join(fixtureDir('mlm'), 'model.safetensors'));
+    const cdn = `/cdn/${FakeHub.sha256(weights)}`;
+    hub.stallAfter.set(cdn, 5000);
+    process.env.HF_HUB_DOWNLOAD_TIMEOUT = '0.3';
+    try {
+      const snap = await resolveModel(REPO);
+      assert.deepEqual(readFileSync(join(snap, 'model.safetensors')), weights);
+    } finally {
+      delete process.env.HF_HUB_DOWNLOAD_TIMEOUT;
+    }
+    assert.deepEqual(hub.log.filter((r) => r.url === cdn).map((r) => r.range), [undefined, 'bytes=5000-']);
+  });
+
+  it('concurrent loads of one model fetch each file once (the blob is locked)', async () => {
+    const weights = readFileSync(join(fixtureDir('mlm'), 'model.safetensors'));
+    const cdn = `/cdn/${FakeHub.sha256(weights)}`;
+    const [a, b] = await Promise.all([resolveModel(REPO), resolveModel(REPO)]);
+    assert.equal(a, b);
+    assert.deepEqual(readFileSync(join(a, 'model.safetensors')), weights);
+    assert.equal(hub.log.filter((r) => r.url === cdn && r.method === 'GET').length, 1);
+    assert.deepEqual(readdirSync(join(cache, 'blobs')).filter((f) => /\.(lock|incomplete)$/.test(f)), [], 'no lock or partial file left');
   });
 
   it('offline (HF_HUB_OFFLINE=1 or localFilesOnly) reads only the cache and names what is missing', async () => {
@@ -141,7 +167,7 @@ describe('hub: the Hugging Face cache over a local fake hub', () => {
     await assert.rejects(resolveModel('test-org/private'), /access denied \(HTTP 401.*set HF_TOKEN/);
     process.env.HF_TOKEN = 'hf_secret';
     try {
-      assert.ok(existsSync(join(await resolveModel('test-org/private'), 'model.safetensors')));
+      assert.ok(existsSync(join(await resolveModel('test-org/private'), 'model.safetensors')), 'private repo downloaded with the token');
     } finally {
       delete process.env.HF_TOKEN;
     }

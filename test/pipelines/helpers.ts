@@ -67,8 +67,10 @@ export function fixtureModelDir(name: string): string {
   return dir;
 }
 
-/** A random-weight MaskedLM with the real vocab (50368), hidden 32, 2 layers, and the real tokenizer files. */
-export function randomRealVocabModelDir(architecture: 'ModernBertForMaskedLM' | 'ModernBertForSequenceClassification' = 'ModernBertForMaskedLM', numLabels = 2): string {
+/** A random-weight model (MLM or a classifier) with the real vocab (50368), hidden 32, 2 layers, and the real tokenizer files. */
+export function randomRealVocabModelDir(
+  architecture: 'ModernBertForMaskedLM' | 'ModernBertForSequenceClassification' | 'ModernBertForTokenClassification' = 'ModernBertForMaskedLM', numLabels = 2,
+): string {
   const dir = mkdtempSync(join(tmpdir(), 'mb-real-'));
   mkdirSync(dir, { recursive: true });
   const V = 50368;
@@ -79,7 +81,7 @@ export function randomRealVocabModelDir(architecture: 'ModernBertForMaskedLM' | 
     architectures: [architecture], model_type: 'modernbert', vocab_size: V, hidden_size: H, intermediate_size: I, num_hidden_layers: L,
     num_attention_heads: 2, max_position_embeddings: 8192, local_attention: 16, global_attn_every_n_layers: 2,
   };
-  if (architecture !== 'ModernBertForMaskedLM') config.id2label = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [String(i), `LABEL_${i}`]));
+  if (architecture !== 'ModernBertForMaskedLM') config.id2label = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [String(i), architecture === 'ModernBertForTokenClassification' ? ['O', 'B-PER', 'I-PER'][i % 3] : `LABEL_${i}`]));
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   let seed = 42;
   const rand = (n: number, scale: number) => Float32Array.from({ length: n }, () => {
