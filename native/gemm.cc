@@ -17,7 +17,16 @@
 //
 // Also here: prepacked weights (gemm_packed: op(B) = Wᵀ packed once in the layout the driver reads) and
 // the FMA peak probe.
+#if !defined(MB_X86)
+#if defined(__x86_64__) || defined(__i386__)
+#define MB_X86 1
+#else
+#define MB_X86 0  // other CPUs build the portable kernels only
+#endif
+#endif
+#if MB_X86
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -85,6 +94,34 @@ void kernel_portable(int kc, const float* Ap, const float* Bp, float* C, int ldc
   }
 }
 
+template <int NR>
+void pack_transposed_portable(float* dst, const float* W, int ld, int k0, int kc, int j0, int w) {
+  if (w < NR)
+    for (int k = 0; k < kc; k++) std::fill(dst + k * NR + w, dst + (k + 1) * NR, 0.f);
+  // 8-column strips, so each k row of the panel is written in few cache lines.
+  for (int jb = 0; jb < w; jb += 8) {
+    const int jw = std::min(8, w - jb);
+    const float* rows[8];
+    for (int j = 0; j < jw; j++) rows[j] = W + size_t(j0 + jb + j) * ld + k0;
+    for (int k = 0; k < kc; k++) {
+      float* d = dst + k * NR + jb;
+      for (int j = 0; j < jw; j++) d[j] = rows[j][k];
+    }
+  }
+}
+
+inline float* a_row(float* dst, int MR, int r) { return dst + size_t(r / MR) * MR * KC + (r % MR) * KC; }
+
+void pack_a_transposed_portable(float* dst, const float* A, int ld, int MR, int c0, int c1, int k0, int kc) {
+  const int rows = c1 - c0, padded = (rows + MR - 1) / MR * MR;
+  for (int k = 0; k < kc; k++) {
+    const float* src = A + size_t(k0 + k) * ld + c0;
+    for (int r = 0; r < rows; r++) a_row(dst, MR, r)[k] = src[r];
+  }
+  for (int r = rows; r < padded; r++) std::memset(a_row(dst, MR, r), 0, sizeof(float) * kc);
+}
+
+#if MB_X86
 // 6×16: 12 accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers.
 MB_AVX2 void kernel_avx2(int kc, const float* Ap, const float* Bp, float* C, int ldc, int mr, int nr, bool load,
                          const float* bias) {
@@ -174,22 +211,6 @@ MB_AVX512 void kernel_avx512(int kc, const float* Ap, const float* Bp, float* C,
   }
 }
 
-template <int NR>
-void pack_transposed_portable(float* dst, const float* W, int ld, int k0, int kc, int j0, int w) {
-  if (w < NR)
-    for (int k = 0; k < kc; k++) std::fill(dst + k * NR + w, dst + (k + 1) * NR, 0.f);
-  // 8-column strips, so each k row of the panel is written in few cache lines.
-  for (int jb = 0; jb < w; jb += 8) {
-    const int jw = std::min(8, w - jb);
-    const float* rows[8];
-    for (int j = 0; j < jw; j++) rows[j] = W + size_t(j0 + jb + j) * ld + k0;
-    for (int k = 0; k < kc; k++) {
-      float* d = dst + k * NR + jb;
-      for (int j = 0; j < jw; j++) d[j] = rows[j][k];
-    }
-  }
-}
-
 // In-register 16×16 transpose: r[j] (row j, 16 floats) becomes column j.
 MB_AVX512 inline void transpose16(__m512 r[16]) {
   __m512 t[16];
@@ -216,17 +237,6 @@ MB_AVX512 inline void transpose16(__m512 r[16]) {
     r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
     r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
   }
-}
-
-inline float* a_row(float* dst, int MR, int r) { return dst + size_t(r / MR) * MR * KC + (r % MR) * KC; }
-
-void pack_a_transposed_portable(float* dst, const float* A, int ld, int MR, int c0, int c1, int k0, int kc) {
-  const int rows = c1 - c0, padded = (rows + MR - 1) / MR * MR;
-  for (int k = 0; k < kc; k++) {
-    const float* src = A + size_t(k0 + k) * ld + c0;
-    for (int r = 0; r < rows; r++) a_row(dst, MR, r)[k] = src[r];
-  }
-  for (int r = rows; r < padded; r++) std::memset(a_row(dst, MR, r), 0, sizeof(float) * kc);
 }
 
 // 16×16 blocks: 16 rows of A (16 k) × 16 consecutive i, transposed in registers.
@@ -274,11 +284,15 @@ MB_AVX512 void pack_transposed_avx512(float* dst, const float* W, int ld, int k0
   }
 }
 
+#endif  // MB_X86
+
 const Impl& impl() {
   static const Impl chosen = [] {
     switch (active_isa()) {
+#if MB_X86
       case Isa::Avx512: return Impl{14, 32, kernel_avx512, pack_transposed_avx512, pack_a_transposed_avx512};
       case Isa::Avx2: return Impl{6, 16, kernel_avx2, pack_transposed_portable<16>, pack_a_transposed_portable};
+#endif
       default: return Impl{4, 16, kernel_portable<4, 16>, pack_transposed_portable<16>, pack_a_transposed_portable};
     }
   }();
@@ -327,8 +341,7 @@ void pack_a(float* Ap, const Operands& o, int MR, int i0, int mr, int k0, int kc
 void prefetch_a(const Operands& o, int i0, int mr, int k0, int kc, int part, int parts) {
   const int perRow = (kc + 15) / 16, lines = mr * perRow;
   for (int l = part * lines / parts, e = (part + 1) * lines / parts; l < e; l++)
-    _mm_prefetch(reinterpret_cast<const char*>(o.A + size_t(i0 + l / perRow) * o.K + k0 + (l % perRow) * 16),
-                 _MM_HINT_T0);
+    __builtin_prefetch(o.A + size_t(i0 + l / perRow) * o.K + k0 + (l % perRow) * 16, 0, 3);
 }
 
 // One KC×NR panel per NR columns of [n0, n0+nw): Bp[p*kc*NR + k*NR + j] = op(B)[k0+k, n0+p*NR+j], zero
@@ -497,6 +510,7 @@ double elapsed_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+#if MB_X86
 MB_AVX512 double fma_probe_avx512(double seconds) {
   constexpr int chains = 16;
   __m512 acc[chains];
@@ -535,6 +549,8 @@ MB_AVX2 double fma_probe_avx2(double seconds) {
   return flops + (t[0] == 12345.f ? 1 : 0);
 }
 
+#endif  // MB_X86
+
 double fma_probe_portable(double seconds) {
   constexpr int chains = 16, width = 16;
   float acc[chains][width];
@@ -556,12 +572,15 @@ double fma_probe_portable(double seconds) {
 double fma_peak_gflops(double seconds) {
   const int threads = num_threads();
   std::vector<double> flops(threads, 0.0);
-  const Isa isa = active_isa();
+  [[maybe_unused]] const Isa isa = active_isa();
   const auto t0 = std::chrono::steady_clock::now();
   parallel_for(threads, [&](int t) {
-    flops[t] = isa == Isa::Avx512 ? fma_probe_avx512(seconds)
-               : isa == Isa::Avx2 ? fma_probe_avx2(seconds)
-                                  : fma_probe_portable(seconds);
+#if MB_X86
+    if (isa == Isa::Avx512) flops[t] = fma_probe_avx512(seconds);
+    else if (isa == Isa::Avx2) flops[t] = fma_probe_avx2(seconds);
+    else
+#endif
+      flops[t] = fma_probe_portable(seconds);
   });
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double total = 0;
