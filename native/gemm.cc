@@ -17,7 +17,16 @@
 //
 // Also here: prepacked weights (gemm_packed: op(B) = Wᵀ packed once in the layout the driver reads) and
 // the FMA peak probe.
+#if !defined(MB_X86)
+#if defined(__x86_64__) || defined(__i386__)
+#define MB_X86 1
+#else
+#define MB_X86 0  // other CPUs build the portable kernels only
+#endif
+#endif
+#if MB_X86
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -41,6 +50,8 @@ namespace {
 constexpr int KC = 256;
 // Target width of a B block: KC×NC floats = 1 MB sits in a 2 MB L2 next to the C rows being updated.
 constexpr int NC_TARGET = 1024;
+// With transA, rows of op(A) are packed this many MR-row panels at a time (≤ 224 KB, in L2).
+constexpr int A_CHUNK_PANELS = 16;
 
 // Computes the MR×NR tile sum_k Ap[i*KC+k]·Bp[k*NR+j] and writes its top-left mr×nr corner to C
 // (row stride ldc): C = tile (+ C when `load`) (+ bias[j] when bias != nullptr).
@@ -51,8 +62,10 @@ using MicroKernel = void (*)(int kc, const float* Ap, const float* Bp, float* C,
 // j < w, zero for w <= j < NR.
 using PackTransposed = void (*)(float* dst, const float* W, int ld, int k0, int kc, int j0, int w);
 
-// Packs an A panel from A [K, M] (transA, row length ld): Ap[i*KC + k] = A[k0+k, i0+i] for i < mr.
-using PackATransposed = void (*)(float* Ap, const float* A, int ld, int i0, int mr, int k0, int kc);
+// Packs rows [c0, c1) of op(A) = Aᵀ from A [K, M] (transA, row length ld) as consecutive MR×KC panels,
+// reading A row by row: row i lands at dst[((i-c0)/MR)*MR*KC + ((i-c0)%MR)*KC + k], rows up to the next
+// multiple of MR are zero.
+using PackATransposed = void (*)(float* dst, const float* A, int ld, int MR, int c0, int c1, int k0, int kc);
 
 struct Impl {
   int MR, NR;
@@ -81,6 +94,34 @@ void kernel_portable(int kc, const float* Ap, const float* Bp, float* C, int ldc
   }
 }
 
+template <int NR>
+void pack_transposed_portable(float* dst, const float* W, int ld, int k0, int kc, int j0, int w) {
+  if (w < NR)
+    for (int k = 0; k < kc; k++) std::fill(dst + k * NR + w, dst + (k + 1) * NR, 0.f);
+  // 8-column strips, so each k row of the panel is written in few cache lines.
+  for (int jb = 0; jb < w; jb += 8) {
+    const int jw = std::min(8, w - jb);
+    const float* rows[8];
+    for (int j = 0; j < jw; j++) rows[j] = W + size_t(j0 + jb + j) * ld + k0;
+    for (int k = 0; k < kc; k++) {
+      float* d = dst + k * NR + jb;
+      for (int j = 0; j < jw; j++) d[j] = rows[j][k];
+    }
+  }
+}
+
+inline float* a_row(float* dst, int MR, int r) { return dst + size_t(r / MR) * MR * KC + (r % MR) * KC; }
+
+void pack_a_transposed_portable(float* dst, const float* A, int ld, int MR, int c0, int c1, int k0, int kc) {
+  const int rows = c1 - c0, padded = (rows + MR - 1) / MR * MR;
+  for (int k = 0; k < kc; k++) {
+    const float* src = A + size_t(k0 + k) * ld + c0;
+    for (int r = 0; r < rows; r++) a_row(dst, MR, r)[k] = src[r];
+  }
+  for (int r = rows; r < padded; r++) std::memset(a_row(dst, MR, r), 0, sizeof(float) * kc);
+}
+
+#if MB_X86
 // 6×16: 12 accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers.
 MB_AVX2 void kernel_avx2(int kc, const float* Ap, const float* Bp, float* C, int ldc, int mr, int nr, bool load,
                          const float* bias) {
@@ -126,8 +167,8 @@ MB_AVX2 void kernel_avx2(int kc, const float* Ap, const float* Bp, float* C, int
   }
 }
 
-// 14×32: 28 accumulators + 2 B vectors of the 32 zmm registers; A values are broadcast from memory
-// straight into the FMAs.
+// 14×32: 28 accumulators + 2 B vectors + 1 broadcast A value of the 32 zmm registers. In L1 this runs
+// at ~94% of the FMA probe's rate; with B streaming from L2 (and the prefetch below) ~95%, measured.
 MB_AVX512 void kernel_avx512(int kc, const float* Ap, const float* Bp, float* C, int ldc, int mr, int nr, bool load,
                              const float* bias) {
   constexpr int MR = 14;
@@ -170,22 +211,6 @@ MB_AVX512 void kernel_avx512(int kc, const float* Ap, const float* Bp, float* C,
   }
 }
 
-template <int NR>
-void pack_transposed_portable(float* dst, const float* W, int ld, int k0, int kc, int j0, int w) {
-  if (w < NR)
-    for (int k = 0; k < kc; k++) std::fill(dst + k * NR + w, dst + (k + 1) * NR, 0.f);
-  // 8-column strips, so each k row of the panel is written in few cache lines.
-  for (int jb = 0; jb < w; jb += 8) {
-    const int jw = std::min(8, w - jb);
-    const float* rows[8];
-    for (int j = 0; j < jw; j++) rows[j] = W + size_t(j0 + jb + j) * ld + k0;
-    for (int k = 0; k < kc; k++) {
-      float* d = dst + k * NR + jb;
-      for (int j = 0; j < jw; j++) d[j] = rows[j][k];
-    }
-  }
-}
-
 // In-register 16×16 transpose: r[j] (row j, 16 floats) becomes column j.
 MB_AVX512 inline void transpose16(__m512 r[16]) {
   __m512 t[16];
@@ -214,24 +239,28 @@ MB_AVX512 inline void transpose16(__m512 r[16]) {
   }
 }
 
-void pack_a_transposed_portable(float* Ap, const float* A, int ld, int i0, int mr, int k0, int kc) {
-  for (int k = 0; k < kc; k++) {
-    const float* src = A + size_t(k0 + k) * ld + i0;
-    for (int i = 0; i < mr; i++) Ap[i * KC + k] = src[i];
-  }
-}
-
-MB_AVX512 void pack_a_transposed_avx512(float* Ap, const float* A, int ld, int i0, int mr, int k0, int kc) {
-  const __mmask16 im = __mmask16((1u << mr) - 1);  // mr <= 14
+// 16×16 blocks: 16 rows of A (16 k) × 16 consecutive i, transposed in registers.
+MB_AVX512 void pack_a_transposed_avx512(float* dst, const float* A, int ld, int MR, int c0, int c1, int k0, int kc) {
+  const int rows = c1 - c0, padded = (rows + MR - 1) / MR * MR;
   for (int kb = 0; kb < kc; kb += 16) {
     const int kw = std::min(16, kc - kb);
     const __mmask16 km = kw == 16 ? 0xFFFF : __mmask16((1u << kw) - 1);
-    __m512 r[16];
+    // Ask for the next 16 rows now: each row contributes only rows*4 bytes, too short for the hardware
+    // prefetcher, and the rows are M floats apart. Into L2: they map onto few L1 sets.
+    for (int k = kb + 16, ke = std::min(kc, kb + 32); k < ke; k++)
+      for (int b = 0; b < rows; b += 16)
+        _mm_prefetch(reinterpret_cast<const char*>(A + size_t(k0 + k) * ld + c0 + b), _MM_HINT_T1);
+    for (int rb = 0; rb < padded; rb += 16) {
+      const int valid = std::max(0, std::min(16, rows - rb));
+      const __mmask16 im = valid == 16 ? 0xFFFF : __mmask16((1u << valid) - 1);
+      __m512 r[16];
 #pragma GCC unroll 16
-    for (int k = 0; k < 16; k++)
-      r[k] = k < kw ? _mm512_maskz_loadu_ps(im, A + size_t(k0 + kb + k) * ld + i0) : _mm512_setzero_ps();
-    transpose16(r);
-    for (int i = 0; i < mr; i++) _mm512_mask_storeu_ps(Ap + i * KC + kb, km, r[i]);
+      for (int k = 0; k < 16; k++)
+        r[k] = k < kw ? _mm512_maskz_loadu_ps(im, A + size_t(k0 + kb + k) * ld + c0 + rb) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int j = 0, e = std::min(16, padded - rb); j < e; j++)
+        _mm512_mask_storeu_ps(a_row(dst, MR, rb + j) + kb, km, r[j]);
+    }
   }
 }
 
@@ -255,11 +284,15 @@ MB_AVX512 void pack_transposed_avx512(float* dst, const float* W, int ld, int k0
   }
 }
 
+#endif  // MB_X86
+
 const Impl& impl() {
   static const Impl chosen = [] {
     switch (active_isa()) {
+#if MB_X86
       case Isa::Avx512: return Impl{14, 32, kernel_avx512, pack_transposed_avx512, pack_a_transposed_avx512};
       case Isa::Avx2: return Impl{6, 16, kernel_avx2, pack_transposed_portable<16>, pack_a_transposed_portable};
+#endif
       default: return Impl{4, 16, kernel_portable<4, 16>, pack_transposed_portable<16>, pack_a_transposed_portable};
     }
   }();
@@ -296,14 +329,9 @@ struct Operands {
   float beta;
 };
 
-// Ap[i*KC + k] = op(A)[i0+i, k0+k] for i < mr, zero for mr <= i < MR.
-void pack_a(const Impl& im, float* Ap, const Operands& o, int i0, int mr, int k0, int kc) {
-  const int MR = im.MR;
-  if (!o.transA) {
-    for (int i = 0; i < mr; i++) std::memcpy(Ap + i * KC, o.A + size_t(i0 + i) * o.K + k0, sizeof(float) * kc);
-  } else {
-    im.packATransposed(Ap, o.A, o.M, i0, mr, k0, kc);  // A is [K, M]
-  }
+// A not transposed: Ap[i*KC + k] = A[i0+i, k0+k] for i < mr, zero for mr <= i < MR.
+void pack_a(float* Ap, const Operands& o, int MR, int i0, int mr, int k0, int kc) {
+  for (int i = 0; i < mr; i++) std::memcpy(Ap + i * KC, o.A + size_t(i0 + i) * o.K + k0, sizeof(float) * kc);
   for (int i = mr; i < MR; i++) std::memset(Ap + i * KC, 0, sizeof(float) * kc);
 }
 
@@ -311,18 +339,9 @@ void pack_a(const Impl& im, float* Ap, const Operands& o, int i0, int mr, int k0
 // [i0, i0+mr): called across the kernel calls of the previous panel, so the next panel's rows of A
 // (far larger than the caches at M = 16384) arrive while the current one computes.
 void prefetch_a(const Operands& o, int i0, int mr, int k0, int kc, int part, int parts) {
-  if (!o.transA) {
-    const int perRow = (kc + 15) / 16, lines = mr * perRow;
-    for (int l = part * lines / parts, e = (part + 1) * lines / parts; l < e; l++)
-      _mm_prefetch(reinterpret_cast<const char*>(o.A + size_t(i0 + l / perRow) * o.K + k0 + (l % perRow) * 16),
-                   _MM_HINT_T0);
-  } else {
-    for (int k = part * kc / parts, e = (part + 1) * kc / parts; k < e; k++) {
-      const float* row = o.A + size_t(k0 + k) * o.M + i0;
-      _mm_prefetch(reinterpret_cast<const char*>(row), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(row + mr - 1), _MM_HINT_T0);
-    }
-  }
+  const int perRow = (kc + 15) / 16, lines = mr * perRow;
+  for (int l = part * lines / parts, e = (part + 1) * lines / parts; l < e; l++)
+    __builtin_prefetch(o.A + size_t(i0 + l / perRow) * o.K + k0 + (l % perRow) * 16, 0, 3);
 }
 
 // One KC×NR panel per NR columns of [n0, n0+nw): Bp[p*kc*NR + k*NR + j] = op(B)[k0+k, n0+p*NR+j], zero
@@ -357,7 +376,7 @@ void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n
   const int nBlocks = (n1 - n0 + NC_TARGET - 1) / NC_TARGET;
   const int NC = ((n1 - n0 + nBlocks - 1) / nBlocks + NR - 1) / NR * NR;
   const int Npad = (o.N + NR - 1) / NR * NR;
-  float* Ap = scratchA.get(size_t(MR) * KC);
+  float* Ap = scratchA.get(size_t(o.transA ? A_CHUNK_PANELS : 1) * MR * KC);
   float* Bp = o.Bpacked ? nullptr : scratchB.get(size_t(KC) * NC);
   for (int nc0 = n0; nc0 < n1; nc0 += NC) {
     const int nw = std::min(NC, n1 - nc0);
@@ -374,14 +393,21 @@ void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n
       const bool first = k0 == 0;
       const bool load = !first || o.beta != 0.f;
       const float* bias = first && o.bias ? o.bias + nc0 : nullptr;
-      for (int i0 = m0; i0 < m1; i0 += MR) {
-        const int mr = std::min(MR, m1 - i0), next = i0 + MR;
-        pack_a(im, Ap, o, i0, mr, k0, kc);
-        float* Crow = o.C + size_t(i0) * o.N + nc0;
-        for (int p = 0; p < panels; p++) {
-          if (next < m1) prefetch_a(o, next, std::min(MR, m1 - next), k0, kc, p, panels);
-          im.kernel(kc, Ap, Bblk + size_t(p) * kc * NR, Crow + p * NR, o.N, mr, std::min(NR, nw - p * NR), load,
-                    bias ? bias + p * NR : nullptr);
+      // With transA, A [K, M] is packed a chunk of panels at a time, reading its rows sequentially
+      // (one panel alone would read kc rows at a stride of M floats, a few L1 sets, from memory).
+      for (int c0 = m0; c0 < m1; c0 += o.transA ? A_CHUNK_PANELS * MR : m1 - m0) {
+        const int c1 = o.transA ? std::min(m1, c0 + A_CHUNK_PANELS * MR) : m1;
+        if (o.transA) im.packATransposed(Ap, o.A, o.M, MR, c0, c1, k0, kc);
+        for (int i0 = c0; i0 < c1; i0 += MR) {
+          const int mr = std::min(MR, c1 - i0), next = i0 + MR;
+          const float* panel = Ap + (o.transA ? size_t(i0 - c0) * KC : 0);
+          if (!o.transA) pack_a(Ap, o, MR, i0, mr, k0, kc);
+          float* Crow = o.C + size_t(i0) * o.N + nc0;
+          for (int p = 0; p < panels; p++) {
+            if (!o.transA && next < c1) prefetch_a(o, next, std::min(MR, c1 - next), k0, kc, p, panels);
+            im.kernel(kc, panel, Bblk + size_t(p) * kc * NR, Crow + p * NR, o.N, mr, std::min(NR, nw - p * NR), load,
+                      bias ? bias + p * NR : nullptr);
+          }
         }
       }
     }
@@ -419,8 +445,10 @@ void run(const Operands& o) {
   }
   // Cut each thread's share into a few tasks taken dynamically, so a thread that starts late (woken
   // slowly, or sharing its core with another process) does less of the work instead of holding up the
-  // call. Along M only when that does not repeat an expensive transposed pack of B per task.
-  const int splitM = tm > 1 && (o.Bpacked || !o.transB || M >= tm * 4 * 1024) ? 4 : 1;
+  // call. Along M only when the repeated packing of B per task stays small: B prepacked, or at least
+  // 1024 rows per task (packing B costs about as much as 8-32 rows of FMAs; dW = dYᵀ·X over 8192
+  // tokens packs 25 MB of B per task).
+  const int splitM = tm > 1 && (o.Bpacked || M >= tm * 4 * 1024) ? 4 : 1;
   const int splitN = tn > 1 ? 4 : 1;
   const int tasksM = std::max(1, std::min(tm * splitM, (M + 8 * MR - 1) / (8 * MR)));
   const int tasksN = std::max(1, std::min(tn * splitN, (N + 2 * NR - 1) / (2 * NR)));
@@ -482,6 +510,7 @@ double elapsed_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+#if MB_X86
 MB_AVX512 double fma_probe_avx512(double seconds) {
   constexpr int chains = 16;
   __m512 acc[chains];
@@ -520,6 +549,8 @@ MB_AVX2 double fma_probe_avx2(double seconds) {
   return flops + (t[0] == 12345.f ? 1 : 0);
 }
 
+#endif  // MB_X86
+
 double fma_probe_portable(double seconds) {
   constexpr int chains = 16, width = 16;
   float acc[chains][width];
@@ -541,12 +572,15 @@ double fma_probe_portable(double seconds) {
 double fma_peak_gflops(double seconds) {
   const int threads = num_threads();
   std::vector<double> flops(threads, 0.0);
-  const Isa isa = active_isa();
+  [[maybe_unused]] const Isa isa = active_isa();
   const auto t0 = std::chrono::steady_clock::now();
   parallel_for(threads, [&](int t) {
-    flops[t] = isa == Isa::Avx512 ? fma_probe_avx512(seconds)
-               : isa == Isa::Avx2 ? fma_probe_avx2(seconds)
-                                  : fma_probe_portable(seconds);
+#if MB_X86
+    if (isa == Isa::Avx512) flops[t] = fma_probe_avx512(seconds);
+    else if (isa == Isa::Avx2) flops[t] = fma_probe_avx2(seconds);
+    else
+#endif
+      flops[t] = fma_probe_portable(seconds);
   });
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double total = 0;

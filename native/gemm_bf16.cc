@@ -11,9 +11,20 @@
 //   portable   — plain loops over the same bf16 data in float32 (correct everywhere, not fast).
 // MODERNBERT_ISA caps the choice as for float32 (below avx512: portable); MODERNBERT_BF16=avx512bf16 or
 // portable caps it further (the tests use this to cover every path on an AMX machine).
+#if !defined(MB_X86)
+#if defined(__x86_64__) || defined(__i386__)
+#define MB_X86 1
+#else
+#define MB_X86 0  // other CPUs build the portable path only
+#endif
+#endif
+#if MB_X86
 #include <immintrin.h>
+#endif
+#if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -33,7 +44,7 @@ enum class Bf16Path : int { Portable = 0, Avx512Bf16 = 1, Amx = 2 };
 
 // Linux keeps AMX tile data disabled until the process asks for it.
 bool request_amx() {
-#if defined(__linux__) && defined(__x86_64__)
+#if defined(__linux__) && defined(__x86_64__) && MB_X86
   constexpr long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
   return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 #else
@@ -43,6 +54,7 @@ bool request_amx() {
 
 Bf16Path path() {
   static const Bf16Path chosen = [] {
+    if (!MB_X86) return Bf16Path::Portable;
     const CpuFeatures& f = cpu_features();
     if (active_isa() != Isa::Avx512 || !f.avx512bf16) return Bf16Path::Portable;
     Bf16Path best = f.amxBf16 ? Bf16Path::Amx : Bf16Path::Avx512Bf16;
@@ -88,17 +100,6 @@ struct Scratch16 {
 };
 thread_local Scratch16 activations;
 
-// One row of A into bf16 row `dst` of length Kp (zero beyond K).
-MB_AVX512BF16 void convert_row_avx512(uint16_t* dst, const float* src, int K, int Kp) {
-  int k = 0;
-  for (; k + 32 <= K; k += 32) {
-    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
-    _mm512_storeu_si512(dst + k, (__m512i)v);
-  }
-  for (; k < K; k++) dst[k] = to_bf16(src[k]);
-  for (; k < Kp; k++) dst[k] = 0;
-}
-
 void convert_row_portable(uint16_t* dst, const float* src, int K, int Kp) {
   for (int k = 0; k < K; k++) dst[k] = to_bf16(src[k]);
   for (int k = K; k < Kp; k++) dst[k] = 0;
@@ -116,6 +117,42 @@ struct Problem {
 // Offset (in uint16) of the B tile for 16-column panel jp and 32-deep block kb.
 inline size_t tile_offset(int jp, int kb, int KB) { return (size_t(jp) * KB + kb) * 512; }
 
+// Blocking, per thread: chunks of MCB rows of A are rounded to bf16 into thread-local scratch (≤ 384 KB
+// at K = 768, in L2), then swept against column blocks of NCB (the block's B tiles, 384 KB at K = 768,
+// also in L2); each 32-row slice of the chunk is reused across the block's NCB/32 column pairs.
+constexpr int MCB = 256, NCB = 256;
+
+// --- Portable: the same products in float32, one output at a time.
+void block_portable(const Problem& p, const uint16_t* Ab, int m0, int m1, int n0, int n1) {
+  const int KB = p.Kp / 32;
+  for (int i = m0; i < m1; i++) {
+    const uint16_t* a = Ab + size_t(i - m0) * p.Kp;
+    for (int j = n0; j < n1; j++) {
+      float s = 0.f;
+      for (int kb = 0; kb < KB; kb++) {
+        const uint16_t* b = p.Wp + tile_offset(j / 16, kb, KB) + (j % 16) * 2;
+        for (int r = 0; r < 16; r++)
+          s += from_bf16(a[kb * 32 + 2 * r]) * from_bf16(b[r * 32]) +
+               from_bf16(a[kb * 32 + 2 * r + 1]) * from_bf16(b[r * 32 + 1]);
+      }
+      float* c = p.C + size_t(i) * p.N + j;
+      *c = s + (p.beta != 0.f ? *c : 0.f) + (p.bias ? p.bias[j] : 0.f);
+    }
+  }
+}
+
+#if MB_X86
+// One row of A into bf16 row `dst` of length Kp (zero beyond K).
+MB_AVX512BF16 void convert_row_avx512(uint16_t* dst, const float* src, int K, int Kp) {
+  int k = 0;
+  for (; k + 32 <= K; k += 32) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
+    _mm512_storeu_si512(dst + k, (__m512i)v);
+  }
+  for (; k < K; k++) dst[k] = to_bf16(src[k]);
+  for (; k < Kp; k++) dst[k] = 0;
+}
+
 // C[i0 + i, j0 + j] = acc[i*ldacc + j] + beta*C + bias for the mr×nr corner.
 MB_AVX512BF16 void store_tile_avx512(const Problem& p, const float* acc, int ldacc, int i0, int mr, int j0, int nr) {
   for (int jb = 0; jb < nr; jb += 16) {
@@ -130,11 +167,6 @@ MB_AVX512BF16 void store_tile_avx512(const Problem& p, const float* acc, int lda
     }
   }
 }
-
-// Blocking, per thread: chunks of MCB rows of A are rounded to bf16 into thread-local scratch (≤ 384 KB
-// at K = 768, in L2), then swept against column blocks of NCB (the block's B tiles, 384 KB at K = 768,
-// also in L2); each 32-row slice of the chunk is reused across the block's NCB/32 column pairs.
-constexpr int MCB = 256, NCB = 256;
 
 // --- AMX: tiles 0-3 accumulate a 32×32 block of C, 4-5 hold A (16 rows × 32 k), 6-7 hold B.
 struct alignas(64) TileConfig {
@@ -252,29 +284,14 @@ MB_AVX512BF16 void block_avx512bf16(const Problem& p, const uint16_t* Ab, int m0
   }
 }
 
-// --- Portable: the same products in float32, one output at a time.
-void block_portable(const Problem& p, const uint16_t* Ab, int m0, int m1, int n0, int n1) {
-  const int KB = p.Kp / 32;
-  for (int i = m0; i < m1; i++) {
-    const uint16_t* a = Ab + size_t(i - m0) * p.Kp;
-    for (int j = n0; j < n1; j++) {
-      float s = 0.f;
-      for (int kb = 0; kb < KB; kb++) {
-        const uint16_t* b = p.Wp + tile_offset(j / 16, kb, KB) + (j % 16) * 2;
-        for (int r = 0; r < 16; r++)
-          s += from_bf16(a[kb * 32 + 2 * r]) * from_bf16(b[r * 32]) +
-               from_bf16(a[kb * 32 + 2 * r + 1]) * from_bf16(b[r * 32 + 1]);
-      }
-      float* c = p.C + size_t(i) * p.N + j;
-      *c = s + (p.beta != 0.f ? *c : 0.f) + (p.bias ? p.bias[j] : 0.f);
-    }
-  }
-}
+#endif  // MB_X86
 
 // Rows [m0, m1) × columns [n0, n1) of C on the calling thread, on the process's bf16 path.
 void run_block(const Problem& p, int m0, int m1, int n0, int n1) {
-  const Bf16Path pth = path();
+  [[maybe_unused]] const Bf16Path pth = path();
+#if MB_X86
   if (pth == Bf16Path::Amx) amx_begin();
+#endif
   uint16_t* Ab = activations.get(size_t(MCB) * p.Kp);
   for (int mc0 = m0; mc0 < m1; mc0 += MCB) {
     const int mc1 = std::min(m1, mc0 + MCB);
@@ -282,14 +299,21 @@ void run_block(const Problem& p, int m0, int m1, int n0, int n1) {
     for (int i = mc0, e = mc0 + round_up(mc1 - mc0, 32); i < e; i++) {
       uint16_t* dst = Ab + size_t(i - mc0) * p.Kp;
       if (i >= p.M) std::memset(dst, 0, sizeof(uint16_t) * p.Kp);
-      else if (pth == Bf16Path::Portable) convert_row_portable(dst, p.A + size_t(i) * p.K, p.K, p.Kp);
-      else convert_row_avx512(dst, p.A + size_t(i) * p.K, p.K, p.Kp);
+#if MB_X86
+      else if (pth != Bf16Path::Portable) convert_row_avx512(dst, p.A + size_t(i) * p.K, p.K, p.Kp);
+#endif
+      else convert_row_portable(dst, p.A + size_t(i) * p.K, p.K, p.Kp);
     }
+#if MB_X86
     if (pth == Bf16Path::Amx) block_amx(p, Ab, mc0, mc1, n0, n1);
     else if (pth == Bf16Path::Avx512Bf16) block_avx512bf16(p, Ab, mc0, mc1, n0, n1);
-    else block_portable(p, Ab, mc0, mc1, n0, n1);
+    else
+#endif
+      block_portable(p, Ab, mc0, mc1, n0, n1);
   }
+#if MB_X86
   if (pth == Bf16Path::Amx) amx_end();
+#endif
 }
 
 }  // namespace
