@@ -58,15 +58,33 @@ constexpr std::array<std::array<TileFn, kMaxNv>, kMaxRows> tile_table(std::integ
   return {{tile_row<ACC, RB + 1>(std::make_integer_sequence<int, kMaxNv>())...}};
 }
 
+// Cache lines to request while a product runs: `rows` rows of `rowBytes` bytes, `stride` bytes apart.
+struct Prefetch {
+  const float* base = nullptr;
+  size_t rowBytes = 0, stride = 0;
+  int rows = 0;
+  size_t lines() const { return base ? size_t(rows) * ((rowBytes + 63) / 64) : 0; }
+  void line(size_t i) const {
+    const size_t perRow = (rowBytes + 63) / 64;
+    _mm_prefetch(reinterpret_cast<const char*>(base) + (i / perRow) * stride + (i % perRow) * 64, _MM_HINT_T1);
+  }
+};
+
 // C[R, N] (+)= A[R, K] · B[K, N] with A[r, k] = A[r·ars + k·aks]; N is a multiple of W; ldc, ldb in floats.
+// Meanwhile prefetches `pf` into L2, a few lines between microkernel calls: data the next tile needs, requested
+// early without stalling on a burst of misses.
 template <bool ACC>
 static void tile_gemm(float* C, int ldc, const float* A, int ars, int aks, const float* B, int ldb, int R, int N,
-                      int K) {
+                      int K, const Prefetch& pf = Prefetch()) {
   static constexpr auto table = tile_table<ACC>(std::make_integer_sequence<int, kMaxRows>());
+  const int calls = (N + kMaxNv * W - 1) / (kMaxNv * W) * ((R + rows_for(kMaxNv) - 1) / rows_for(kMaxNv));
+  const size_t lines = pf.lines(), step = (lines + calls - 1) / std::max(1, calls);
+  size_t done = 0;
   for (int n0 = 0; n0 < N; n0 += kMaxNv * W) {
     const int nv = std::min(kMaxNv, (N - n0) / W);
     const int rb = rows_for(nv);
     for (int r0 = 0; r0 < R; r0 += rb) {
+      for (const size_t end = std::min(lines, done + step); done < end; done++) pf.line(done);
       const int rows = std::min(rb, R - r0);
       table[rows - 1][nv - 1](C + size_t(r0) * ldc + n0, ldc, A + size_t(r0) * ars, ars, aks, B + n0, ldb, K);
     }
@@ -227,19 +245,11 @@ static void attention_forward(float* out, float* lse, const float* qkv, const in
       const int nk = std::min(Bk, kHi - kb);
       const float* Kp = Kall + (size_t(h) * T + kb) * Dp;
       const float* Vp = Vall + (size_t(h) * T + kb) * Dp;
-      // Bring the next key tile towards L2 while this one computes: K and V stream from memory once per query
-      // block, and the hardware prefetcher alone leaves the microkernels waiting on them (measured: 8% at 8192
-      // tokens, global and local alike).
-      if (kb + Bk < kHi) {
-        const char* nextK = reinterpret_cast<const char*>(Kp + size_t(Bk) * Dp);
-        const char* nextV = reinterpret_cast<const char*>(Vp + size_t(Bk) * Dp);
-        for (size_t off = 0; off < size_t(Bk) * Dp * sizeof(float); off += 64) {
-          _mm_prefetch(nextK + off, _MM_HINT_T1);
-          _mm_prefetch(nextV + off, _MM_HINT_T1);
-        }
-      }
-      // St[j][i] = log2 e · scale · k_j · q_i
-      tile_gemm<false>(St, Bq, Kp, Dp, 1, Qt, Bq, nk, Bq, Dh);
+      // St[j][i] = log2 e · scale · k_j · q_i. K and V stream from memory once per query block, and the hardware
+      // prefetcher alone leaves the microkernels waiting on them: each product prefetches the next tile's rows.
+      const int nextRows = std::max(0, std::min(Bk, kHi - kb - Bk));
+      const size_t rowBytes = size_t(Dp) * sizeof(float);
+      tile_gemm<false>(St, Bq, Kp, Dp, 1, Qt, Bq, nk, Bq, Dh, {Kp + size_t(Bk) * Dp, rowBytes, rowBytes, nextRows});
       mask_window(St, Bq, kb, nk, q0, nq, window);
       if (nv == 128 / W) online_softmax<128 / W>(St, nk, m, l, corr);
       else if (nv == 64 / W) online_softmax<64 / W>(St, nk, m, l, corr);
@@ -250,7 +260,7 @@ static void attention_forward(float* out, float* lse, const float* qkv, const in
         for (int d = 0; d < Dp; d += W) store(O + size_t(i) * Dp + d, load(O + size_t(i) * Dp + d) * c);
       }
       // O[i] += Σ_j P[j][i] v_j
-      tile_gemm<true>(O, Dp, St, 1, Bq, Vp, Dp, nq, Dp, nk);
+      tile_gemm<true>(O, Dp, St, 1, Bq, Vp, Dp, nq, Dp, nk, {Vp + size_t(Bk) * Dp, rowBytes, rowBytes, nextRows});
     }
     for (int i = 0; i < nq; i++) {
       float* o = out + size_t(q0 + i) * hidden + h * Dh;
@@ -330,7 +340,8 @@ static void attention_backward(float* dqkv, const float* dout, const float* qkv,
       }
       for (int q0 = qLo; q0 < qHi; q0 += Bq) {
         const int nq = std::min(Bq, qHi - q0), qi = q0 - start;
-        // P[j][i] = exp(scale·k_j·q_i − lse_i) = 2^(log2 e·(scale·k_j·q_i − lse_i)); dP[j][i] = v_j · dO_i
+        // P[j][i] = exp(scale·k_j·q_i − lse_i) = 2^(log2 e·(scale·k_j·q_i − lse_i)); dP[j][i] = v_j · dO_i.
+        // (Unlike the forward, software prefetching of the next query block measured slower here.)
         tile_gemm<false>(P, Bq, Kb, Dp, 1, Qt + qi, ldt, nk, Bq, Dh);
         mask_window(P, Bq, kb, nk, q0, nq, window);
         tile_gemm<false>(dS, Bq, Vb, Dp, 1, dOt + qi, ldt, nk, Bq, Dh);
@@ -348,9 +359,10 @@ static void attention_backward(float* dqkv, const float* dout, const float* qkv,
             store(ds, e * (load(ds) - D) * vscale);
           }
         }
-        tile_gemm<true>(dV, Dp, P, Bq, 1, dOp + size_t(qi) * Dp, Dp, nk, Dp, nq);  // dV_j += Σ_i P[j][i] dO_i
-        tile_gemm<true>(dK, Dp, dS, Bq, 1, Qp + size_t(qi) * Dp, Dp, nk, Dp, nq);  // dK_j += Σ_i dS[j][i] q_i
-        tile_gemm<true>(dQ + size_t(qi) * Dp, Dp, dS, 1, Bq, Kb, Dp, nq, Dp, nk);   // dQ_i += Σ_j dS[j][i] k_j
+        // dV_j += Σ_i P[j][i] dO_i;  dK_j += Σ_i dS[j][i] q_i;  dQ_i += Σ_j dS[j][i] k_j
+        tile_gemm<true>(dV, Dp, P, Bq, 1, dOp + size_t(qi) * Dp, Dp, nk, Dp, nq);
+        tile_gemm<true>(dK, Dp, dS, Bq, 1, Qp + size_t(qi) * Dp, Dp, nk, Dp, nq);
+        tile_gemm<true>(dQ + size_t(qi) * Dp, Dp, dS, 1, Bq, Kb, Dp, nq, Dp, nk);
       }
       for (int j = 0; j < nk; j++) {
         float* row = dqkv + size_t(kb + j) * stride + h * Dh;

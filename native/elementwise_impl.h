@@ -1,6 +1,10 @@
 // Row-wise and element-wise kernels (forward and backward) for ONE instruction set: included by elementwise.cc
 // once per ISA, inside that ISA's namespace and `#pragma GCC target` region, after vec_isa.h (no include guard).
 
+// exp(x) capped at e^80 (finite), for the sigmoids 1/(1 + e^-x): their value at e^80 and beyond is below 2e-35,
+// and a finite denominator keeps the reciprocal's Newton step away from inf·0.
+MB_INLINE Vf vexp_bounded(Vf x) { return vexp(vmin(x, set1(80.f))); }
+
 // act(x) for a compile-time activation. Exact GELU is x·Φ(x) with Φ from erfc, accurate in the negative tail
 // where 1 + erf(x/√2) would cancel; tanh-GELU is written x·sigmoid(2y) (= 0.5x(1 + tanh y)), which avoids
 // the cancellation of 1 + tanh y for negative x.
@@ -10,9 +14,9 @@ MB_INLINE Vf act_v(Vf x) {
     return x * vnormcdf(x);
   } else if constexpr (A == int(Activation::GeluTanh)) {
     const Vf y = set1(0.7978845608028654f) * fma(set1(0.044715f) * x * x, x, x);
-    return x / (set1(1.f) + vexp(set1(-2.f) * y));
+    return x * vrecip(set1(1.f) + vexp_bounded(set1(-2.f) * y));
   } else if constexpr (A == int(Activation::Silu)) {
-    return x / (set1(1.f) + vexp(zero() - x));
+    return x * vrecip(set1(1.f) + vexp_bounded(zero() - x));
   } else if constexpr (A == int(Activation::Relu)) {
     return vmax(x, zero());
   } else {
@@ -33,12 +37,12 @@ MB_INLINE Vf act_grad_v(Vf x) {
     const Vf x2 = x * x;
     const Vf y = set1(0.7978845608028654f) * fma(set1(0.044715f) * x2, x, x);
     const Vf dy = set1(0.7978845608028654f) * fma(set1(3.f * 0.044715f), x2, set1(1.f));
-    const Vf e = vexp(set1(-2.f) * y);
-    const Vf s = set1(1.f) / (set1(1.f) + e);
+    const Vf e = vexp_bounded(set1(-2.f) * y);
+    const Vf s = vrecip(set1(1.f) + e);
     return fma(set1(2.f) * x * s * (e * s), dy, s);
   } else if constexpr (A == int(Activation::Silu)) {
-    const Vf e = vexp(zero() - x);
-    const Vf s = set1(1.f) / (set1(1.f) + e);
+    const Vf e = vexp_bounded(zero() - x);
+    const Vf s = vrecip(set1(1.f) + e);
     return fma(x * s, e * s, s);
   } else if constexpr (A == int(Activation::Relu)) {
     return select_gt(x, zero(), set1(1.f), zero());

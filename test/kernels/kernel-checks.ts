@@ -54,10 +54,12 @@ export function cuSeqlensOf(lengths: number[]): Int32Array {
 
 export interface AttentionCase { lengths: number[]; H: number; Dh: number; windows: number[] }
 
-// Lengths 1..600 mixed in one batch, shorter and longer than the windows, and every head size the fixtures use.
+// Lengths 0..600 mixed in one batch, shorter and longer than the windows, and every head size the fixtures use
+// plus one below a vector width.
 export const ATTENTION_CASES: AttentionCase[] = [
   { lengths: [1, 2, 5, 31, 33, 64, 65, 100, 129, 257, 600], H: 2, Dh: 64, windows: [-1, 0, 4, 64] },
-  { lengths: [7, 1, 40, 150, 301], H: 3, Dh: 12, windows: [-1, 4, 64] },
+  { lengths: [7, 1, 0, 40, 150, 301], H: 3, Dh: 12, windows: [-1, 4, 64] },
+  { lengths: [1, 50, 0], H: 1, Dh: 6, windows: [-1, 3] },
   { lengths: [17, 96, 3, 200], H: 4, Dh: 16, windows: [-1, 0, 8] },
   { lengths: [250, 1, 19], H: 2, Dh: 24, windows: [-1, 8, 64] },
   { lengths: [33, 70], H: 12, Dh: 64, windows: [-1, 16] },
