@@ -391,17 +391,19 @@ export class ModernBertForMaskedLM extends TaskModel<TaskOutput, TokenLabels, In
       // Only labelled rows have a gradient: run the decoder and head backward on those rows alone.
       const rows = labelledRows(rowLabels);
       const N = rows.length;
-      const dl = gatherRows(dlogits, rows, V);
+      // Sparse prediction labels every row already: use the buffers as they are, no copies.
+      const all = N === M;
+      const pick = (src: Float32Array, width: number) => (all ? src : gatherRows(src, rows, width));
+      const dl = pick(dlogits, V);
       const k = this.kernels;
-      k.gemm(gradOf(this.decoderWeight), dl, gatherRows(headOut, rows, H), null, V, H, N, true, false, 1);
+      k.gemm(gradOf(this.decoderWeight), dl, pick(headOut, H), null, V, H, N, true, false, 1);
       if (this.decoderBias) biasBackward(gradOf(this.decoderBias), dl, N, V);
       const dHead = new Float32Array(N * H);
       k.gemm(dHead, dl, this.decoderWeight.data, null, N, H, V, false, false, 0);
       const s = saved!;
       const dRows = new Float32Array(N * H);
       this.head.backward(k, dRows, dHead, {
-        N, x: gatherRows(s.x, rows, H), z: gatherRows(s.z, rows, H), a: gatherRows(s.a, rows, H),
-        mean: Float32Array.from(rows, (r) => s.mean[r]), rstd: Float32Array.from(rows, (r) => s.rstd[r]),
+        N, x: pick(s.x, H), z: pick(s.z, H), a: pick(s.a, H), mean: pick(s.mean, 1), rstd: pick(s.rstd, 1),
       });
       const dLast = new Float32Array(T * H);
       for (let r = 0; r < N; r++) dLast.set(dRows.subarray(r * H, (r + 1) * H), (picked ? picked[rows[r]] : rows[r]) * H);

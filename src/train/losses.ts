@@ -35,14 +35,18 @@ export function crossEntropy(logits: Float32Array, targets: Int32Array, N: numbe
     }
     let max = -Infinity;
     for (let c = 0; c < C; c++) max = Math.max(max, logits[o + c]);
+    const target = logits[o + y];
     let z = 0;
-    for (let c = 0; c < C; c++) z += Math.exp(logits[o + c] - max);
-    const lse = max + Math.log(z);
-    sum += lse - logits[o + y];
     if (grad) {
-      const inv = 1 / count;
-      for (let c = 0; c < C; c++) grad[o + c] = (Math.exp(logits[o + c] - lse) - (c === y ? 1 : 0)) * inv;
+      // One exp per logit: keep e^(x − max) in grad, then scale it into (softmax − onehot) / count.
+      for (let c = 0; c < C; c++) z += grad[o + c] = Math.exp(logits[o + c] - max);
+      const scale = 1 / (z * count);
+      for (let c = 0; c < C; c++) grad[o + c] *= scale;
+      grad[o + y] -= 1 / count;
+    } else {
+      for (let c = 0; c < C; c++) z += Math.exp(logits[o + c] - max);
     }
+    sum += max + Math.log(z) - target;
   }
   return { loss: sum / count, count };
 }
