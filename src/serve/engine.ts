@@ -3,6 +3,7 @@
  * and the queue worker use it; neither ever runs the model on its event loop.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { resolveModel, type HubOptions } from '../hub/hub.js';
@@ -53,6 +54,19 @@ export interface Tokenized {
   seqs: Int32Array[];
   /** How many inputs were cut to the limit. */
   truncated: number;
+}
+
+/** Enough tokens per pass for the GEMMs to run near peak on every core, and never less than one full-length input. */
+export function defaultMaxBatchTokens(maxInputLength: number): number {
+  return Math.max(maxInputLength, Math.min(16384, 2048 * availableParallelism()));
+}
+
+/** A copy of `v` scaled to unit length (a zero vector stays zero). */
+export function l2normalize(v: Float32Array): Float32Array {
+  let sq = 0;
+  for (let i = 0; i < v.length; i++) sq += v[i] * v[i];
+  const scale = sq > 0 ? 1 / Math.sqrt(sq) : 0;
+  return v.map((x) => x * scale);
 }
 
 /** The pooling a sentence-transformers export declares in 1_Pooling/config.json, if it is one we run. */

@@ -5,12 +5,11 @@
  * thread; the event loop only parses, validates and replies.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { defaultFunction } from '../pipelines/text-classification.js';
 import { sigmoid, softmax } from '../pipelines/common.js';
 import { Batcher } from './batcher.js';
-import { Engine, InputTooLongError, type EngineOptions } from './engine.js';
+import { defaultMaxBatchTokens, Engine, InputTooLongError, l2normalize, type EngineOptions } from './engine.js';
 import { ServerMetrics } from './metrics.js';
 import { ApiError, asBody, badRequest, optionalBool, predictInputs, requiredText, stringArray, texts, truncationSide, type Body } from './requests.js';
 
@@ -44,23 +43,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Enough tokens per pass for the GEMMs to run near peak on every core, and never less than one full-length input. */
-export function defaultMaxBatchTokens(maxInputLength: number): number {
-  return Math.max(maxInputLength, Math.min(16384, 2048 * availableParallelism()));
-}
-
 const INFERENCE_ROUTES = ['/embed', '/v1/embeddings', '/rerank', '/predict'];
 
 function sameKey(given: string, key: string): boolean {
   const h = (s: string) => createHash('sha256').update(s).digest();
   return timingSafeEqual(h(given), h(key));
-}
-
-function l2normalize(v: Float32Array): Float32Array {
-  let sq = 0;
-  for (let i = 0; i < v.length; i++) sq += v[i] * v[i];
-  const scale = sq > 0 ? 1 / Math.sqrt(sq) : 0;
-  return v.map((x) => x * scale);
 }
 
 /** Starts the threads, then listens. */
