@@ -103,6 +103,15 @@ export function buildApp(engine: Engine, options: ServeOptions): FastifyInstance
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     if (!m || !sameKey(m[1], apiKey)) return sendError(req, reply, 401, 'Unauthorized', 'missing or invalid API key: send "Authorization: Bearer <key>"');
   });
+  // While closing, answer admitted requests with `Connection: close`, so keep-alive clients do not hold
+  // the server open until their idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: reply.statusCode });
