@@ -65,7 +65,8 @@ export class ThreadClient<Req, Res, Info = null> {
         for (const p of this.pending.values()) p.reject(e);
         this.pending.clear();
       };
-      this.worker.on('error', fail);
+      // The thread's error arrives as a plain copy: rewrap it so callers (and the CLI) see a library error.
+      this.worker.on('error', (e) => fail(Object.assign(new WorkerError(e.message, e.name), { stack: e.stack })));
       this.worker.on('exit', (code) => fail(new ModernBertError(`worker thread ${url.pathname} exited (code ${code})`)));
     });
     this.ready.catch(() => {}); // callers see the error through `ready` or `call`

@@ -161,7 +161,7 @@ describe('serve: a classifier, behind an API key', () => {
   after(() => s.close());
 
   it('401 without a valid key on every route but /health', async () => {
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'sekret' }]) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'sekret' }] as Record<string, string>[]) {
       const r = await post(url, '/predict', { inputs: 'the cat' }, headers);
       assert.equal(r.status, 401);
       assert.equal((r.body as { error_type: string }).error_type, 'Unauthorized');
