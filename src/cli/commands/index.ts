@@ -2,11 +2,15 @@
 import type { CliCommand } from '../options.js';
 import { classifyCommand } from './classify.js';
 import { downloadCommand } from './download.js';
+import { enqueueCommand } from './enqueue.js';
 import { embedCommand } from './embed.js';
 import { fillMaskCommand } from './fill-mask.js';
 import { infoCommand } from './info.js';
 import { rerankCommand } from './rerank.js';
+import { serveCommand } from './serve.js';
 import { tagCommand } from './tag.js';
 import { tokenizeCommand } from './tokenize.js';
+import { workerCommand } from './worker.js';
 
-export const COMMANDS: CliCommand[] = [fillMaskCommand, embedCommand, classifyCommand, tagCommand, rerankCommand, tokenizeCommand, downloadCommand, infoCommand];
+export const COMMANDS: CliCommand[] = [fillMaskCommand, embedCommand, classifyCommand, tagCommand, rerankCommand, tokenizeCommand, downloadCommand, infoCommand,
+  serveCommand, workerCommand, enqueueCommand];
