@@ -89,6 +89,8 @@ export class ColBERT {
   readonly maskId: number;
   /** Token ids left out of document vectors. */
   readonly skiplist: Set<number>;
+  /** document_length, capped by the model's limit. */
+  readonly documentLength: number;
 
   private constructor(
     readonly transformer: TransformerModule,
@@ -113,8 +115,10 @@ export class ColBERT {
       return v === undefined ? [] : [v];
     }));
     const max = transformer.model.config.max_position_embeddings;
-    if (settings.queryLength > max || settings.documentLength > max)
-      throw new ConfigError(`${transformer.dir}: query_length ${settings.queryLength} / document_length ${settings.documentLength} exceed the model's ${max} positions`);
+    if (settings.queryLength > max) throw new ConfigError(`${transformer.dir}: query_length ${settings.queryLength} exceeds the model's ${max} positions`);
+    // A document_length over the model's positions cuts documents there instead (sentence_bert_config's max_seq_length is
+    // ignored: PyLate overwrites it with query_length − 1 or document_length − 1 on every call).
+    this.documentLength = Math.min(settings.documentLength, max);
   }
 
   /** A PyLate folder or Hub repo id: modules.json (Transformer, Dense), config_sentence_transformers.json. */
@@ -140,7 +144,7 @@ export class ColBERT {
   tokenize(text: string, isQuery: boolean): ColbertTokens {
     if (typeof text !== 'string') throw new InputError(`text must be a string, got ${typeof text}`);
     const t = this.transformer;
-    const length = isQuery ? this.settings.queryLength : this.settings.documentLength;
+    const length = isQuery ? this.settings.queryLength : this.documentLength;
     // PyLate tokenizes with max_seq_length = length − 1, then inserts the prefix id after [CLS].
     const e = t.tokenizer.encode(t.doLowerCase ? text.toLowerCase() : text, { maxLength: length - 1 });
     const ids = [e.inputIds[0], isQuery ? this.queryPrefixId : this.documentPrefixId, ...e.inputIds.slice(1)];
