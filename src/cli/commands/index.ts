@@ -3,10 +3,13 @@ import type { CliCommand } from '../options.js';
 import { classifyCommand } from './classify.js';
 import { downloadCommand } from './download.js';
 import { embedCommand } from './embed.js';
+import { evalRetrievalCommand } from './eval-retrieval.js';
 import { fillMaskCommand } from './fill-mask.js';
+import { indexBuildCommand } from './index-build.js';
 import { infoCommand } from './info.js';
 import { rerankCommand } from './rerank.js';
+import { searchCommand } from './search.js';
 import { tagCommand } from './tag.js';
 import { tokenizeCommand } from './tokenize.js';
 
-export const COMMANDS: CliCommand[] = [fillMaskCommand, embedCommand, classifyCommand, tagCommand, rerankCommand, tokenizeCommand, downloadCommand, infoCommand];
+export const COMMANDS: CliCommand[] = [fillMaskCommand, embedCommand, classifyCommand, tagCommand, rerankCommand, indexBuildCommand, searchCommand, evalRetrievalCommand, tokenizeCommand, downloadCommand, infoCommand];
