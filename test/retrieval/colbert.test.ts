@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertClose, expected } from '../helpers/fixtures.js';
 import { randomRealVocabModelDir } from '../pipelines/helpers.js';
@@ -15,6 +15,7 @@ import { ColBERT, maxSim, PUNCTUATION } from '../../src/retrieval/colbert.js';
 import { ModernBertModel, ropeTables } from '../../src/model/modernbert.js';
 import { referenceKernels as ref } from '../../src/kernels/reference.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { writeSafetensors } from '../../src/safetensors/safetensors.js';
 
 const DIM = 8;
 const W = randomValues(DIM * 48, 0.3, 21);
@@ -176,8 +177,6 @@ describe('ColBERT with the real ModernBERT tokenizer', () => {
       { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
       { idx: 1, name: '1', path: '1_Dense', type: 'pylate.models.Dense.Dense' },
     ]));
-    const { mkdirSync } = await import('node:fs');
-    const { writeSafetensors } = await import('../../src/safetensors/safetensors.js');
     mkdirSync(join(dir, '1_Dense'));
     writeFileSync(join(dir, '1_Dense', 'config.json'), JSON.stringify({ in_features: 32, out_features: 4, bias: false }));
     writeSafetensors(join(dir, '1_Dense', 'model.safetensors'), new Map([['linear.weight', { dtype: 'F32', shape: [4, 32], data: randomValues(128, 0.3) }]]));

@@ -5,10 +5,12 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertClose, expected } from '../helpers/fixtures.js';
 import { randomRealVocabModelDir } from '../pipelines/helpers.js';
+import { FakeHub } from '../hub/fake-hub.js';
 import { randomValues, stFolder, textOf } from './helpers.js';
 import { SentenceTransformer, similarityMatrix } from '../../src/retrieval/sentence-transformers.js';
 import { ModernBertModel } from '../../src/model/modernbert.js';
@@ -193,5 +195,39 @@ describe('similarity functions', () => {
     assert.ok(Math.abs(eu[0] + Math.SQRT2) < 1e-6 && Math.abs(eu[1] + Math.sqrt(20)) < 1e-6);
     assert.deepEqual(Array.from(similarityMatrix(a, b, 'manhattan').data), [-2, -6]);
     assert.throws(() => similarityMatrix(a, new Tensor(new Float32Array(3), [1, 3])), /dimension 2 and 3/);
+  });
+});
+
+describe('SentenceTransformer from a Hub repo id', () => {
+  it('fetches modules.json and the module folders with the checkpoint, then loads offline from the cache', async () => {
+    const dir = stFolder({
+      fixture: 'tok',
+      modules: [
+        { type: 'sentence_transformers.models.Pooling', path: '1_Pooling', files: { 'config.json': { pooling_mode_cls_token: true } } },
+        { type: 'sentence_transformers.models.Dense', path: '2_Dense', files: { 'config.json': { in_features: 48, out_features: 6, bias: false } }, dense: { weight: randomValues(6 * 48, 0.3), in: 48, out: 6 } },
+      ],
+      stConfig: { prompts: { query: 'w3 ' } },
+    });
+    const files: Record<string, Buffer> = {};
+    const walk = (sub: string) => {
+      for (const f of readdirSync(join(dir, sub))) {
+        const rel = sub ? `${sub}/${f}` : f;
+        if (statSync(join(dir, rel)).isDirectory()) walk(rel);
+        else files[rel] = readFileSync(join(dir, rel));
+      }
+    };
+    walk('');
+    const commit = 'c'.repeat(40);
+    const hub = await new FakeHub({ 'org/st': { refs: { main: commit }, files: { [commit]: files }, lfs: new Set(['model.safetensors']) } }).start();
+    try {
+      const cacheDir = mkdtempSync(join(tmpdir(), 'mb-st-cache-'));
+      const local = (await SentenceTransformer.fromPretrained(dir)).encode(['w1 w2', 'w9'], { promptName: 'query' });
+      const remote = await SentenceTransformer.fromPretrained('org/st', { endpoint: hub.endpoint, cacheDir });
+      assert.deepEqual(remote.encode(['w1 w2', 'w9'], { promptName: 'query' }).data, local.data);
+      const offline = await SentenceTransformer.fromPretrained('org/st', { cacheDir, localFilesOnly: true });
+      assert.deepEqual(offline.encode(['w1 w2', 'w9'], { promptName: 'query' }).data, local.data);
+    } finally {
+      await hub.stop();
+    }
   });
 });
