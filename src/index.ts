@@ -38,3 +38,12 @@ export {
 } from './train/data.js';
 export type { ColumnOptions, Example, ExampleEncodeOptions, MaskingOptions, Sequence, TokenEncoder } from './train/data.js';
 export { accuracy, f1, matthews, pearson, spearman } from './train/metrics.js';
+export { SentenceTransformer, similarityMatrix, POOLING_MODES, SIMILARITY_FUNCTIONS } from './retrieval/sentence-transformers.js';
+export type { EncodeOptions as SentenceEncodeOptions, PoolingConfig, PoolingMode, SimilarityFunction } from './retrieval/sentence-transformers.js';
+export { ColBERT, maxSim, PUNCTUATION } from './retrieval/colbert.js';
+export type { ColbertEncodeOptions, ColbertSettings, RankResult as ColbertRankResult } from './retrieval/colbert.js';
+export { isSentenceTransformersFolder } from './retrieval/folder.js';
+export { IndexError, VectorIndex } from './retrieval/index.js';
+export type { HnswSettings, IndexSimilarity, SearchHit, SearchOptions, VectorDtype } from './retrieval/index.js';
+export { evaluateRun, mrrAtK, ndcgAtK, rankDocuments, readBeirFolder, recallAtK } from './retrieval/metrics.js';
+export type { BeirDocument, BeirFolder, Qrels, RetrievalScores, Run } from './retrieval/metrics.js';

@@ -10,11 +10,16 @@ import { COMMANDS } from './commands/index.js';
 
 function buildProgram(): Command {
   const program = new Command('modernbert')
-    .description('ModernBERT on the CPU: fill masks, embed, classify, tag and rerank texts; download models')
+    .description('ModernBERT on the CPU: fill masks, embed, classify, tag and rerank texts; build indexes, search and evaluate retrieval; download models')
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
   for (const spec of COMMANDS) {
-    const cmd = program.command(spec.args ? `${spec.name} ${spec.args}` : spec.name).description(spec.description).exitOverride();
+    // A two-word name ('index build') is a subcommand of its first word's command, created on first use.
+    const [first, sub] = spec.name.split(' ');
+    const parent = sub === undefined ? program
+      : (program.commands.find((c) => c.name() === first) ?? program.command(first).description(`${first} commands (see \`modernbert ${first} --help\`)`).exitOverride());
+    const name = sub ?? first;
+    const cmd = parent.command(spec.args ? `${name} ${spec.args}` : name).description(spec.description).exitOverride();
     for (const o of spec.options) {
       const opt = new Option(o.flags, o.description);
       if (o.default !== undefined) opt.default(o.default);

@@ -4,6 +4,8 @@
  */
 import { InputError } from '../errors.js';
 import { ModernBertModel } from '../model/modernbert.js';
+import { sentenceTransformersFolderOf } from '../retrieval/folder.js';
+import { SentenceTransformer } from '../retrieval/sentence-transformers.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Encoding } from '../tokenizer/tokenizer.js';
 import { asList, encodeAll, isString, loadPipelineParts, makePipeline, modelMaxLength, packedChunks, type Pipeline, type PipelineOptions } from './common.js';
@@ -21,13 +23,20 @@ export interface FeatureExtractionOptions {
    * counts. Needs pooling 'mean' or 'cls'.
    */
   window?: boolean | { size?: number; overlap?: number };
+  /** Sentence-Transformers models only: text put before every input (wins over promptName). */
+  prompt?: string;
+  /** Sentence-Transformers models only: a key of the model's prompts, e.g. 'query'. */
+  promptName?: string;
 }
 
 export async function featureExtractionPipeline(dirOrRepoId: string, options: PipelineOptions = {}): Promise<Pipeline<string | string[], FeatureExtractionOptions, Tensor>> {
+  const stDir = await sentenceTransformersFolderOf(dirOrRepoId, options);
+  if (stDir) return sentenceTransformerPipeline(stDir, options);
   const parts = await loadPipelineParts(ModernBertModel, dirOrRepoId, options);
   const { tokenizer } = parts;
   return makePipeline('feature-extraction', parts, (model, input, callOptions) => {
     const { items } = asList(input, isString);
+    if (callOptions.prompt !== undefined || callOptions.promptName !== undefined) throw new InputError('prompts need a Sentence-Transformers model (a folder with modules.json)');
     const pooling = callOptions.pooling ?? 'none';
     if (!['mean', 'cls', 'none'].includes(pooling)) throw new InputError(`pooling must be 'mean', 'cls' or 'none', got ${JSON.stringify(pooling)}`);
     const H = model.config.hidden_size;
@@ -93,6 +102,17 @@ export async function featureExtractionPipeline(dirOrRepoId: string, options: Pi
       if (callOptions.normalize) normalizeRow(out, i, H);
     }
     return new Tensor(out, [items.length, H]);
+  });
+}
+
+/** A Sentence-Transformers folder: its own modules (pooling, Dense, Normalize) and prompts decide the vectors. */
+async function sentenceTransformerPipeline(dir: string, options: PipelineOptions): Promise<Pipeline<string | string[], FeatureExtractionOptions, Tensor>> {
+  const st = await SentenceTransformer.fromPretrained(dir, options);
+  return makePipeline('feature-extraction', { dir, tokenizer: st.tokenizer, model: st }, (model, input, callOptions) => {
+    const { items } = asList(input, isString);
+    if (callOptions.pooling !== undefined || callOptions.window)
+      throw new InputError(`${dir} is a Sentence-Transformers model: its Pooling module decides the pooling (drop the pooling and window options)`);
+    return model.encode(items, { prompt: callOptions.prompt, promptName: callOptions.promptName, normalize: callOptions.normalize });
   });
 }
 
