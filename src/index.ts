@@ -28,13 +28,14 @@ export type { SequenceLabels, TokenLabels } from './model/heads.js';
 export { Loss, TrainingError } from './train/losses.js';
 export type { TaskLoadOptions } from './model/heads.js';
 export { Trainer } from './train/trainer.js';
-export type { LogRecord, TrainableModel, TrainerOptions } from './train/trainer.js';
+export type { LogRecord, TrainableModel, TrainerOptions, TrainingData } from './train/trainer.js';
 export { AdamW, clipGradNorm, StableAdamW } from './train/optim.js';
 export type { AdamWOptions } from './train/optim.js';
 export { batchSizeAt, learningRate } from './train/schedule.js';
 export type { BatchSizeWarmup, ScheduleOptions, ScheduleType } from './train/schedule.js';
 export {
-  collectAll, DataError, encodeExamples, maskTokens, packByTokens, readCsv, readExamples, readJsonl, readText,
+  collectAll, DataError, encodeExamples, maskTokens, packByTokens, packStream, readCsv, readExamples, readJsonl, readText,
+  shuffleStream,
 } from './train/data.js';
 export type { ColumnOptions, Example, ExampleEncodeOptions, MaskingOptions, Sequence, TokenEncoder } from './train/data.js';
 export { accuracy, f1, matthews, pearson, spearman } from './train/metrics.js';

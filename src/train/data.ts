@@ -224,36 +224,65 @@ export function maskTokens(ids: Int32Array, o: MaskingOptions, rng: Rng): { inpu
 }
 
 /**
- * Greedy packing by token budget: sequences (in the given order) go into the first open micro-batch with
- * room (first fit over at most `openBins` open batches, so it streams); a batch is emitted when it is full
- * or when a new one must be opened beyond `openBins` (the fullest goes). Each batch lists sequence indices;
- * the model then runs them unpadded with cuSeqlens, so attention never crosses sequences.
+ * Greedy packing by token budget: items (in arrival order) go into the first open micro-batch with room
+ * (first fit over at most `openBins` open batches, so it streams); a batch is emitted when it is full or
+ * when a new one must be opened beyond `openBins` (the fullest goes). The model then runs each batch
+ * unpadded with cuSeqlens, so attention never crosses sequences.
  */
-export function packByTokens(lengths: ArrayLike<number>, maxTokens: number, openBins = 8): number[][] {
-  const out: number[][] = [];
-  let bins: { items: number[]; tokens: number }[] = [];
-  for (let i = 0; i < lengths.length; i++) {
-    const len = lengths[i];
-    if (len > maxTokens) throw new InputError(`sequence ${i} has ${len} tokens, more than the batch budget ${maxTokens} (truncate it)`);
-    let bin = bins.find((b) => b.tokens + len <= maxTokens);
+class FirstFitPacker<T> {
+  private bins: { items: T[]; tokens: number }[] = [];
+  private n = 0;
+
+  constructor(
+    private readonly maxTokens: number,
+    private readonly openBins: number,
+  ) {}
+
+  /** Adds an item of `len` tokens; returns the batches this completes (0, 1 or 2). */
+  add(item: T, len: number): T[][] {
+    if (len > this.maxTokens)
+      throw new InputError(`sequence ${this.n} has ${len} tokens, more than the batch budget ${this.maxTokens} (truncate it)`);
+    this.n++;
+    const out: T[][] = [];
+    let bin = this.bins.find((b) => b.tokens + len <= this.maxTokens);
     if (!bin) {
-      if (bins.length >= openBins) {
-        bins.sort((a, b) => b.tokens - a.tokens);
-        out.push(bins.shift()!.items);
+      if (this.bins.length >= this.openBins) {
+        this.bins.sort((a, b) => b.tokens - a.tokens);
+        out.push(this.bins.shift()!.items);
       }
       bin = { items: [], tokens: 0 };
-      bins.push(bin);
+      this.bins.push(bin);
     }
-    bin.items.push(i);
+    bin.items.push(item);
     bin.tokens += len;
-    if (bin.tokens === maxTokens) {
+    if (bin.tokens === this.maxTokens) {
       out.push(bin.items);
-      bins = bins.filter((b) => b !== bin);
+      this.bins = this.bins.filter((b) => b !== bin);
     }
+    return out;
   }
-  bins.sort((a, b) => b.tokens - a.tokens);
-  for (const b of bins) out.push(b.items);
-  return out;
+
+  /** The remaining open batches, fullest first. */
+  flush(): T[][] {
+    const out = this.bins.sort((a, b) => b.tokens - a.tokens).map((b) => b.items);
+    this.bins = [];
+    return out;
+  }
+}
+
+/** `FirstFitPacker` over sequence lengths: micro-batches as lists of sequence indices. */
+export function packByTokens(lengths: ArrayLike<number>, maxTokens: number, openBins = 8): number[][] {
+  const packer = new FirstFitPacker<number>(maxTokens, openBins);
+  const out: number[][] = [];
+  for (let i = 0; i < lengths.length; i++) out.push(...packer.add(i, lengths[i]));
+  return [...out, ...packer.flush()];
+}
+
+/** `FirstFitPacker` over a stream of sequences: each micro-batch is emitted as soon as it is complete. */
+export async function* packStream(source: AsyncIterable<Sequence>, maxTokens: number, openBins = 8): AsyncGenerator<Sequence[]> {
+  const packer = new FirstFitPacker<Sequence>(maxTokens, openBins);
+  for await (const seq of source) yield* packer.add(seq, seq.ids.length);
+  yield* packer.flush();
 }
 
 /** Fixed-count batches of sequence indices (for evaluation and simple fine-tuning). */
@@ -406,4 +435,22 @@ export async function collectAll<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const x of it) out.push(x);
   return out;
+}
+
+/**
+ * Streaming shuffle (a shuffle buffer, as tf.data): holds `bufferSize` items and emits a uniformly chosen
+ * one as each new item arrives; the rest come out shuffled at the end. Deterministic under `rng`.
+ */
+export async function* shuffleStream<T>(source: AsyncIterable<T>, bufferSize: number, rng: Rng): AsyncGenerator<T> {
+  const buf: T[] = [];
+  for await (const item of source) {
+    if (buf.length < bufferSize) {
+      buf.push(item);
+      continue;
+    }
+    const j = rng.int(bufferSize);
+    yield buf[j];
+    buf[j] = item;
+  }
+  yield* shuffle(buf, rng);
 }

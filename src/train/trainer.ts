@@ -15,7 +15,9 @@ import { Tensor } from '../tensor/tensor.js';
 import {
   latestCheckpoint, loadCheckpoint, loadParametersInto, pruneCheckpoints, saveCheckpoint, saveModel, type TrainerState,
 } from './checkpoint.js';
-import { collate, maskTokens, type MaskingOptions, packByTokens, type PackedMicroBatch, permutation, type Sequence } from './data.js';
+import {
+  collate, maskTokens, type MaskingOptions, packByTokens, packStream, type PackedMicroBatch, permutation, type Sequence, shuffleStream,
+} from './data.js';
 import { IGNORE_INDEX, TrainingError } from './losses.js';
 import { accuracy, argmax, f1, matthews, pearson, spearman } from './metrics.js';
 import { AdamW, clipGradNorm, scaleGradients, StableAdamW } from './optim.js';
@@ -66,9 +68,19 @@ export interface TrainerOptions {
   sparsePrediction?: boolean;
   /** Called with every log record (also written to log.jsonl). */
   onLog?: (record: LogRecord) => void;
+  /** Streaming data: sequences held by the shuffle buffer (default 10 000). */
+  shuffleBuffer?: number;
 }
 
 export type LogRecord = Record<string, number | string | boolean>;
+
+/**
+ * Training data: sequences in memory (shuffled by a seeded permutation each epoch), or a function opening
+ * a fresh stream of them per epoch (a corpus larger than memory: shuffled through a seeded buffer of
+ * `shuffleBuffer` sequences, packed as it streams; needs maxSteps). Resuming replays the stream to the saved
+ * micro-batch, so the stream must yield the same sequences in the same order each time it is opened.
+ */
+export type TrainingData = Sequence[] | (() => AsyncIterable<Sequence>);
 
 /** splitmix-style mix of integers into a 32-bit seed: per-micro-batch streams that do not depend on history. */
 function mixSeed(...xs: number[]): number {
@@ -86,27 +98,22 @@ export class Trainer {
   readonly model: TrainableModel;
   readonly optimizer: AdamW;
   readonly options: TrainerOptions;
-  private readonly train: Sequence[];
+  private readonly train: TrainingData;
   private readonly evalSet: Sequence[];
   state: TrainerState;
   private readonly schedule: ScheduleOptions;
   private readonly totalSteps: number;
   private readonly logPath: string;
 
-  constructor(model: TrainableModel, train: Sequence[], evalSet: Sequence[] | null, options: TrainerOptions) {
-    if (train.length === 0) throw new TrainingError('the training set is empty');
+  constructor(model: TrainableModel, train: TrainingData, evalSet: Sequence[] | null, options: TrainerOptions) {
+    if (Array.isArray(train) && train.length === 0) throw new TrainingError('the training set is empty');
+    if (!Array.isArray(train) && options.maxSteps === undefined) throw new TrainingError('streaming training data needs maxSteps');
     this.model = model;
     this.train = train;
     this.evalSet = evalSet ?? [];
     this.options = options;
-    const budget = this.budget;
-    const maxPos = model.config.max_position_embeddings;
-    for (const [what, set] of [['training', train], ['evaluation', this.evalSet]] as const)
-      set.forEach((s, i) => {
-        if (s.ids.length === 0) throw new TrainingError(`${what} sequence ${i} is empty`);
-        if (s.ids.length > Math.min(budget, maxPos))
-          throw new TrainingError(`${what} sequence ${i} has ${s.ids.length} tokens, more than ${Math.min(budget, maxPos)} (the token budget or max_position_embeddings): truncate it`);
-      });
+    if (Array.isArray(train)) train.forEach((s, i) => this.check(s, 'training', i));
+    this.evalSet.forEach((s, i) => this.check(s, 'evaluation', i));
     if (model instanceof ModernBertForMaskedLM) {
       if (!options.masking) throw new TrainingError('masked LM training needs `masking` (maskTokenId, specialIds)');
       model.sparsePrediction = options.sparsePrediction ?? true;
@@ -119,7 +126,7 @@ export class Trainer {
     const seed = options.seed ?? 42;
     model.manualSeed(seed);
     this.state = { step: 0, epoch: 0, microInEpoch: 0, tokensSeen: 0, rngState: model.model.rng.state, seed };
-    this.totalSteps = options.maxSteps ?? (options.epochs ?? 1) * Math.ceil(this.plan(0).length / (options.gradAccumulation ?? 1));
+    this.totalSteps = options.maxSteps ?? (options.epochs ?? 1) * Math.ceil(this.plan(train as Sequence[], 0).length / (options.gradAccumulation ?? 1));
     this.schedule = { type: 'linear', ...options.schedule, lr: opt.lr, totalSteps: this.totalSteps };
     checkSchedule(this.schedule);
     mkdirSync(options.outputDir, { recursive: true });
@@ -132,10 +139,36 @@ export class Trainer {
     return this.options.maxTokensPerBatch ?? 4096;
   }
 
-  /** The micro-batches (sequence indices) of an epoch: a seeded permutation, packed greedily. */
-  private plan(epoch: number): number[][] {
-    const order = permutation(this.train.length, mixSeed(this.state.seed, epoch));
-    return packByTokens(order.map((i) => this.train[i].ids.length), this.budget).map((b) => b.map((j) => order[j]));
+  /** A sequence the model can take: not empty, within the token budget and max_position_embeddings. */
+  private check(s: Sequence, what: string, i: number): void {
+    const limit = Math.min(this.budget, this.model.config.max_position_embeddings);
+    if (s.ids.length === 0) throw new TrainingError(`${what} sequence ${i} is empty`);
+    if (s.ids.length > limit)
+      throw new TrainingError(`${what} sequence ${i} has ${s.ids.length} tokens, more than ${limit} (the token budget or max_position_embeddings): truncate it`);
+  }
+
+  /** The micro-batches (sequence indices) of an in-memory epoch: a seeded permutation, packed greedily. */
+  private plan(train: Sequence[], epoch: number): number[][] {
+    const order = permutation(train.length, mixSeed(this.state.seed, epoch));
+    return packByTokens(order.map((i) => train[i].ids.length), this.budget).map((b) => b.map((j) => order[j]));
+  }
+
+  /** The micro-batches of an epoch, in order (in memory: the plan; streaming: shuffled and packed on the fly). */
+  private async *microBatches(epoch: number): AsyncGenerator<Sequence[]> {
+    const train = this.train;
+    if (Array.isArray(train)) {
+      for (const b of this.plan(train, epoch)) yield b.map((i) => train[i]);
+      return;
+    }
+    let n = 0;
+    const checked = async function* (self: Trainer, source: AsyncIterable<Sequence>) {
+      for await (const s of source) {
+        self.check(s, 'training', n++);
+        yield s;
+      }
+    };
+    const shuffled = shuffleStream(checked(this, train()), this.options.shuffleBuffer ?? 10000, new Rng(mixSeed(this.state.seed, epoch)));
+    yield* packStream(shuffled, this.budget);
   }
 
   private resume(dir: string): void {
@@ -171,7 +204,8 @@ export class Trainer {
     const c = this.model.config;
     if (c.problem_type) return c.problem_type;
     if (c.num_labels === 1) return 'regression';
-    return Array.isArray(this.train[0].label) ? 'multi_label_classification' : 'single_label_classification';
+    const first = Array.isArray(this.train) ? this.train[0] : this.evalSet[0];
+    return Array.isArray(first?.label) ? 'multi_label_classification' : 'single_label_classification';
   }
 
   private log(record: LogRecord): void {
@@ -180,7 +214,7 @@ export class Trainer {
   }
 
   /** Trains to the end (maxSteps or epochs); returns the final state. */
-  fit(): TrainerState {
+  async fit(): Promise<TrainerState> {
     const o = this.options;
     const bar = (o.progress ?? process.stderr.isTTY)
       ? new cliProgress.SingleBar({
@@ -193,14 +227,25 @@ export class Trainer {
     let tokensThisRun = 0;
     try {
       while (this.state.step < this.totalSteps) {
-        const plan = this.plan(this.state.epoch);
-        // Resume position: micro-batches already consumed in this epoch.
-        let micro = this.state.microInEpoch;
-        while (micro < plan.length && this.state.step < this.totalSteps) {
-          const k = Math.min(this.microBatchesPerStep(), plan.length - micro);
+        const batches = this.microBatches(this.state.epoch);
+        // Resume position: skip the micro-batches already consumed in this epoch.
+        let micro = 0;
+        let ended = false;
+        while (micro < this.state.microInEpoch && !(await batches.next()).done) micro++;
+        while (!ended && this.state.step < this.totalSteps) {
+          const group: Sequence[][] = [];
+          for (let want = this.microBatchesPerStep(); group.length < want;) {
+            const next = await batches.next();
+            if (next.done) {
+              ended = true;
+              break;
+            }
+            group.push(next.value);
+          }
+          if (group.length === 0) break;
           const t0 = Date.now();
-          const r = this.step(plan, micro, k);
-          micro += k;
+          const r = this.step(group, micro);
+          micro += group.length;
           this.state.step++;
           this.state.microInEpoch = micro;
           this.state.tokensSeen += r.tokens;
@@ -219,7 +264,8 @@ export class Trainer {
           if (o.evalEvery && this.evalSet.length && this.state.step % o.evalEvery === 0) this.evaluateAndLog();
           if (o.saveEvery && this.state.step % o.saveEvery === 0) this.checkpoint();
         }
-        if (micro >= plan.length) {
+        if (ended) {
+          if (micro === 0) throw new TrainingError(`the training data yielded no sequence in epoch ${this.state.epoch}`);
           this.state.epoch++;
           this.state.microInEpoch = 0;
         }
@@ -233,8 +279,8 @@ export class Trainer {
     return this.state;
   }
 
-  /** One optimiser step over micro-batches plan[from .. from + k). */
-  private step(plan: number[][], from: number, k: number) {
+  /** One optimiser step over the micro-batches `group`, the first being micro-batch `from` of the epoch. */
+  private step(group: Sequence[][], from: number) {
     const o = this.options;
     const m = this.model;
     m.zeroGrad();
@@ -242,8 +288,8 @@ export class Trainer {
     let tokens = 0;
     let used = 0;
     let bad: number | null = null;
-    for (let j = 0; j < k; j++) {
-      const seqs = plan[from + j].map((i) => this.train[i]);
+    for (let j = 0; j < group.length; j++) {
+      const seqs = group[j];
       const mb = collate(seqs);
       const { inputIds, labels } = this.labelsFor(mb, seqs, this.state.epoch, from + j);
       tokens += mb.numTokens;

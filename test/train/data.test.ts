@@ -5,7 +5,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  collate, DataError, maskTokens, packByTokens, permutation, readCsv, readExamples, readText, type Sequence,
+  collate, DataError, maskTokens, packByTokens, packStream, permutation, readCsv, readExamples, readText, type Sequence,
+  shuffleStream,
 } from '../../src/train/data.js';
 import { accuracy, f1, matthews, pearson, spearman } from '../../src/train/metrics.js';
 import { Rng } from '../../src/train/random.js';
@@ -99,6 +100,23 @@ describe('packing and shuffling', () => {
     const mb = collate(seqs);
     assert.deepEqual(Array.from(mb.cuSeqlens), [0, 3, 5]);
     assert.deepEqual(Array.from(mb.tokenLabels!), [-100, 3, -100, -100, -100]);
+  });
+
+  it('streaming shuffle is a seeded permutation; streaming packing matches packByTokens', async () => {
+    async function* upTo(n: number) {
+      for (let i = 0; i < n; i++) yield i;
+    }
+    const a = await collect(shuffleStream(upTo(50), 8, new Rng(1)));
+    assert.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i));
+    assert.deepEqual(await collect(shuffleStream(upTo(50), 8, new Rng(1))), a);
+    assert.notDeepEqual(a, Array.from({ length: 50 }, (_, i) => i));
+    const lengths = [5, 9, 3, 7, 2, 8, 1, 10, 4, 4, 6];
+    const seqs: Sequence[] = lengths.map((n) => ({ ids: new Int32Array(n) }));
+    async function* stream() {
+      yield* seqs;
+    }
+    const packed = await collect(packStream(stream(), 10, 2));
+    assert.deepEqual(packed.map((b) => b.map((q) => seqs.indexOf(q))), packByTokens(lengths, 10, 2));
   });
 
   it('permutations are seeded', () => {

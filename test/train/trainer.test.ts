@@ -2,11 +2,11 @@
 // checkpoints, resumes to bit-identical weights, and reports a non-finite loss with its step.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModernBertForMaskedLM, ModernBertForSequenceClassification } from '../../src/index.js';
-import type { Sequence } from '../../src/train/data.js';
+import { encodeExamples, readExamples, type Sequence } from '../../src/train/data.js';
 import { Rng } from '../../src/train/random.js';
 import { latestCheckpoint } from '../../src/train/checkpoint.js';
 import { Trainer, type TrainerOptions } from '../../src/train/trainer.js';
@@ -38,7 +38,7 @@ describe('Trainer', () => {
       saveEvery: 20, saveTotalLimit: 2,
     });
     const before = trainer.evaluate();
-    trainer.fit();
+    await trainer.fit();
     const log = readLog(out);
     const train = log.filter((r) => r.type === 'train');
     const evals = log.filter((r) => r.type === 'eval');
@@ -74,11 +74,11 @@ describe('Trainer', () => {
     });
     const a = tmp();
     const full = await load();
-    new Trainer(full, data, null, opts(a)).fit();
+    await new Trainer(full, data, null, opts(a)).fit();
     assert.ok(existsSync(join(a, 'checkpoint-3', 'optimizer.safetensors')));
     const b = tmp();
     const resumed = await load();
-    new Trainer(resumed, data, null, opts(b, { resumeFrom: join(a, 'checkpoint-3') })).fit();
+    await new Trainer(resumed, data, null, opts(b, { resumeFrom: join(a, 'checkpoint-3') })).fit();
     assert.equal(latestCheckpoint(a), join(a, 'checkpoint-8'));
     assert.deepEqual(resumed.parameters().data, full.parameters().data);
     assert.equal(readLog(b)[0].step, 4);
@@ -103,7 +103,7 @@ describe('Trainer', () => {
     const dense = trainer.evaluate();
     model.sparsePrediction = true;
     assert.ok(Math.abs(dense.eval_loss - before.eval_loss) < 1e-5 && dense.mlm_accuracy === before.mlm_accuracy);
-    trainer.fit();
+    await trainer.fit();
     const after = readLog(out).filter((x) => x.type === 'eval').pop();
     assert.ok(after.eval_loss < before.eval_loss - 1, `eval loss ${before.eval_loss} → ${after.eval_loss}`);
     assert.ok(Math.abs(after.perplexity - Math.exp(after.eval_loss)) < 1e-9 * after.perplexity);
@@ -115,10 +115,10 @@ describe('Trainer', () => {
     model.classifierBias.data[0] = NaN;
     const out = tmp();
     const t = new Trainer(model, classification(8, 5), null, { outputDir: out, maxSteps: 3, progress: false });
-    assert.throws(() => t.fit(), /loss is NaN at step 1 .*onNonFinite/);
+    await assert.rejects(t.fit(), /loss is NaN at step 1 .*onNonFinite/);
     assert.ok(!readdirSync(out).some((n) => n.startsWith('checkpoint')));
     const skipped = new Trainer(model, classification(8, 5), null, { outputDir: tmp(), maxSteps: 2, progress: false, onNonFinite: 'skip' });
-    skipped.fit();
+    await skipped.fit();
     assert.ok(Number.isNaN(model.classifierBias.data[0])); // weights were never updated with NaN gradients
     assert.ok(Number.isFinite(model.classifier.data[0]));
   });
@@ -127,8 +127,36 @@ describe('Trainer', () => {
     const model = await ModernBertForMaskedLM.fromPretrained(fixtureDir('mlm'));
     const onlySpecials = Array.from({ length: 4 }, () => ({ ids: Int32Array.from([1, 2]) }));
     const out = tmp();
-    new Trainer(model, onlySpecials, null, { outputDir: out, maxSteps: 2, progress: false, masking: { maskTokenId: 4, specialIds: [1, 2] } }).fit();
+    await new Trainer(model, onlySpecials, null, { outputDir: out, maxSteps: 2, progress: false, masking: { maskTokenId: 4, specialIds: [1, 2] } }).fit();
     assert.ok(readLog(out).every((r) => r.skipped === true));
+  });
+
+  it('streams a corpus from a JSONL file (shuffle buffer, packing on the fly) and resumes by replaying it', async () => {
+    const dir = tmp();
+    const file = join(dir, 'corpus.jsonl');
+    const r = new Rng(9);
+    const alphabet = 'abcdefghij';
+    writeFileSync(file, Array.from({ length: 30 }, () => {
+      const start = r.int(10);
+      return JSON.stringify({ text: Array.from({ length: 8 + r.int(30) }, (_, i) => alphabet[(start + i) % 10]).join('') });
+    }).join('\n'));
+    // A character tokenizer: ids 10..19; [CLS] 1, [SEP] 2.
+    const tok = { encode: (text: string) => ({ ids: Array.from(text, (ch) => 10 + alphabet.indexOf(ch)) }) };
+    const source = () => encodeExamples(readExamples(file, { label: null }), tok, { task: 'mlm', maxLength: 24, clsTokenId: 1, sepTokenId: 2 });
+    const opts = (outputDir: string, extra: Partial<TrainerOptions> = {}): TrainerOptions => ({
+      outputDir, maxSteps: 12, maxTokensPerBatch: 96, shuffleBuffer: 16, lr: 3e-3, saveEvery: 5, progress: false, seed: 2,
+      masking: { maskTokenId: 4, specialIds: [1, 2] }, ...extra,
+    });
+    const full = await ModernBertForMaskedLM.fromPretrained(fixtureDir('mlm'));
+    const a = join(dir, 'a');
+    await new Trainer(full, source, null, opts(a)).fit();
+    const log = readLog(a);
+    assert.ok(log.some((x) => x.epoch === 1), 'the stream was reopened for a second epoch');
+    assert.ok(log[log.length - 1].loss < log[0].loss - 1, `loss ${log[0].loss} → ${log[log.length - 1].loss}`);
+    const resumed = await ModernBertForMaskedLM.fromPretrained(fixtureDir('mlm'));
+    await new Trainer(resumed, source, null, opts(join(dir, 'b'), { resumeFrom: join(a, 'checkpoint-5') })).fit();
+    assert.deepEqual(resumed.parameters().data, full.parameters().data);
+    assert.throws(() => new Trainer(full, source, null, { outputDir: dir, masking: { maskTokenId: 4, specialIds: [] } }), /needs maxSteps/);
   });
 
   it('rejects an empty training set and over-long sequences', async () => {

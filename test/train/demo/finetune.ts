@@ -28,5 +28,5 @@ const trainer = new Trainer(model, train, test, {
     if (r.type === 'eval' || (r.step as number) % 10 === 0) console.log(JSON.stringify(r));
   },
 });
-trainer.fit();
+await trainer.fit();
 console.log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

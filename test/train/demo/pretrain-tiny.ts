@@ -47,5 +47,5 @@ const trainer = new Trainer(model, train, heldout, {
   masking: { maskTokenId: 50284, specialIds: [50280, 50281, 50282, 50283, 50284] }, progress: false, tokenizerDir: TOKENIZER_DIR,
   onLog: (r) => console.log(JSON.stringify(r)),
 });
-trainer.fit();
+await trainer.fit();
 console.log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
