@@ -8,7 +8,6 @@ import { performance } from 'node:perf_hooks';
 import { measureFmaPeak, nativeInfo } from '../src/kernels/native.js';
 import type { Kernels } from '../src/kernels/types.js';
 import { ModernBertForMaskedLM, ModernBertForSequenceClassification, type TaskOutput } from '../src/model/heads.js';
-import { backwardKernels } from '../src/train/backward-kernels.js';
 import { maskTokens } from '../src/train/data.js';
 import { AdamW } from '../src/train/optim.js';
 import { Rng } from '../src/train/random.js';
@@ -37,10 +36,8 @@ export async function runTraining(name: string, peers: Peers, opt: RunOptions): 
     ? await ModernBertForMaskedLM.fromPretrained(opt.model, options)
     : await ModernBertForSequenceClassification.fromPretrained(opt.model, { ...options, numLabels: 2 });
   const profile = new KernelProfile();
-  // The task model reads its kernels from the encoder at every call; the backward's non-GEMM kernels
-  // come from one shared object, wrapped in place (this process runs nothing else).
+  // The task model reads its kernels (forward and backward) from the encoder at every call.
   (task.model as { kernels: Kernels }).kernels = profiledKernels(task.model.kernels, profile);
-  Object.assign(backwardKernels, profiledKernels(backwardKernels, profile));
   task.train();
   const optimizer = new AdamW(task.parameters(), { lr: 1e-5 });
   profile.weightNames = weightNames(task.namedParameters());

@@ -8,7 +8,7 @@ import type { ModernBertConfig, ProblemType } from '../config/config.js';
 import { InputError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
 import { Tensor } from '../tensor/tensor.js';
-import { backwardKernels, biasBackward } from '../train/backward-kernels.js';
+import { biasBackward } from '../train/bias.js';
 import { bceWithLogits, crossEntropy, IGNORE_INDEX, Loss, meanSquaredError, TrainingError } from '../train/losses.js';
 import { applyDropoutMask } from '../train/random.js';
 import {
@@ -74,10 +74,9 @@ export class PredictionHead {
   backward(k: Kernels, dx: Float32Array, dout: Float32Array, s: HeadSaved): void {
     const c = this.config;
     const H = c.hidden_size;
-    const bk = backwardKernels;
     const dz = new Float32Array(s.N * H);
-    bk.layernormBackward(dz, gradOf(this.norm.w), this.norm.b ? gradOf(this.norm.b) : null, dout, s.a, this.norm.w.data, s.mean, s.rstd, s.N, H);
-    bk.activationBackward(dz, dz, s.z, s.N * H, c.classifierActivation);
+    k.layernormBackward(dz, gradOf(this.norm.w), this.norm.b ? gradOf(this.norm.b) : null, dout, s.a, this.norm.w.data, s.mean, s.rstd, s.N, H);
+    k.activationBackward(dz, dz, s.z, s.N * H, c.classifierActivation);
     k.gemm(gradOf(this.dense), dz, s.x, null, H, H, s.N, true, false, 1);
     if (this.denseBias) biasBackward(gradOf(this.denseBias), dz, s.N, H);
     k.gemm(dx, dz, this.dense.data, null, s.N, H, H, false, false, 0);

@@ -10,7 +10,7 @@ import { nativeKernels, setNumThreads } from '../kernels/native.js';
 import { referenceKernels } from '../kernels/reference.js';
 import type { Kernels } from '../kernels/types.js';
 import { Tensor } from '../tensor/tensor.js';
-import { backwardKernels, biasBackward } from '../train/backward-kernels.js';
+import { biasBackward } from '../train/bias.js';
 import { TrainingError } from '../train/losses.js';
 import { applyDropoutMask, Rng, sampleDropoutMask } from '../train/random.js';
 import { type NamedParameters, Parameter } from './parameter.js';
@@ -413,7 +413,7 @@ export class ModernBertModel {
   backward(tape: EncoderTape, dLast: Float32Array): void {
     const c = this.config;
     const k = this.kernels;
-    const bk = backwardKernels;
+    const bk = this.kernels;
     const ws = this.ws;
     const T = tape.ids.length;
     const H = c.hidden_size;
