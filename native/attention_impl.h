@@ -4,7 +4,7 @@
 // Layout of the work: a tile is (block of keys) × (block of queries). Scores are kept transposed, St[key][query],
 // so the online-softmax statistics (max, sum) of W queries sit in one vector and every step is lane-parallel.
 // All products go through tile_gemm, a register-blocked C (+)= A·B whose A operand is read element by element
-// with arbitrary strides (packed rows of K or V, or Pᵀ), so nothing but Qᵀ needs transposing.
+// with arbitrary strides (packed rows of K or V, or Pᵀ), so only Qᵀ (and dOᵀ in the backward) is transposed.
 
 // Rows of C that one microkernel call holds in registers, for nv vectors of columns.
 constexpr int rows_for(int nv) {
@@ -79,7 +79,8 @@ static void tile_gemm(float* C, int ldc, const float* A, int ars, int aks, const
     const int nv = std::min(kMaxNv, (N - n0) / W);
     const int rb = rows_for(nv);
     for (int r0 = 0; r0 < R; r0 += rb) {
-      for (const size_t end = std::min(pf.bytes, done + step); done < end; done += 64) _mm_prefetch(pfc + done, _MM_HINT_T1);
+      for (const size_t end = std::min(pf.bytes, done + step); done < end; done += 64)
+        _mm_prefetch(pfc + done, _MM_HINT_T1);
       const int rows = std::min(rb, R - r0);
       table[rows - 1][nv - 1](C + size_t(r0) * ldc + n0, ldc, A + size_t(r0) * ars, ars, aks, B + n0, ldb, K);
     }
