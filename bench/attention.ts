@@ -4,7 +4,7 @@
  * against their FLOP counts. Validates the native kernel against the reference on a short sequence first.
  * Usage: node --import tsx bench/attention.ts [--tokens 8192] [--reps 3] [--threads N]
  */
-import { measureFmaPeak, nativeInfo, nativeKernels, setNumThreads } from '../src/kernels/native.js';
+import { nativeInfo, nativeKernels, setNumThreads } from '../src/kernels/native.js';
 import { referenceKernels } from '../src/kernels/reference.js';
 import { cuSeqlensOf, expectClose, randn } from '../test/kernels/kernel-checks.js';
 
@@ -41,8 +41,7 @@ if (process.argv.includes('--threads')) setNumThreads(arg('threads', 0));
 }
 
 const info = nativeInfo();
-const peak = measureFmaPeak(0.3);
-console.log(`attention bench: T=${T} H=${H} Dh=${Dh}, isa ${info.isa}, ${info.threads} threads, measured FMA peak ${peak.toFixed(0)} GFLOP/s`);
+console.log(`attention bench: T=${T} H=${H} Dh=${Dh}, isa ${info.isa}, ${info.threads} threads`);
 
 const cu = cuSeqlensOf([T]);
 const qkv = randn(T * 3 * hidden, 3);

@@ -4,7 +4,7 @@
 // Layout of the work: a tile is (block of keys) × (block of queries). Scores are kept transposed, St[key][query],
 // so the online-softmax statistics (max, sum) of W queries sit in one vector and every step is lane-parallel.
 // All products go through tile_gemm, a register-blocked C (+)= A·B whose A operand is read element by element
-// with arbitrary strides (packed rows of K or V, or Pᵀ), so nothing but Qᵀ needs transposing.
+// with arbitrary strides (packed rows of K or V, or Pᵀ), so only Qᵀ (and dOᵀ in the backward) is transposed.
 
 // Rows of C that one microkernel call holds in registers, for nv vectors of columns.
 constexpr int rows_for(int nv) {
@@ -58,16 +58,10 @@ constexpr std::array<std::array<TileFn, kMaxNv>, kMaxRows> tile_table(std::integ
   return {{tile_row<ACC, RB + 1>(std::make_integer_sequence<int, kMaxNv>())...}};
 }
 
-// Cache lines to request while a product runs: `rows` rows of `rowBytes` bytes, `stride` bytes apart.
+// Bytes to request into L2 while a product runs.
 struct Prefetch {
   const float* base = nullptr;
-  size_t rowBytes = 0, stride = 0;
-  int rows = 0;
-  size_t lines() const { return base ? size_t(rows) * ((rowBytes + 63) / 64) : 0; }
-  void line(size_t i) const {
-    const size_t perRow = (rowBytes + 63) / 64;
-    _mm_prefetch(reinterpret_cast<const char*>(base) + (i / perRow) * stride + (i % perRow) * 64, _MM_HINT_T1);
-  }
+  size_t bytes = 0;
 };
 
 // C[R, N] (+)= A[R, K] · B[K, N] with A[r, k] = A[r·ars + k·aks]; N is a multiple of W; ldc, ldb in floats.
@@ -78,13 +72,15 @@ static void tile_gemm(float* C, int ldc, const float* A, int ars, int aks, const
                       int K, const Prefetch& pf = Prefetch()) {
   static constexpr auto table = tile_table<ACC>(std::make_integer_sequence<int, kMaxRows>());
   const int calls = (N + kMaxNv * W - 1) / (kMaxNv * W) * ((R + rows_for(kMaxNv) - 1) / rows_for(kMaxNv));
-  const size_t lines = pf.lines(), step = (lines + calls - 1) / std::max(1, calls);
+  const char* pfc = reinterpret_cast<const char*>(pf.base);
+  const size_t step = ((pf.bytes + 63) / 64 + calls - 1) / std::max(1, calls) * 64;
   size_t done = 0;
   for (int n0 = 0; n0 < N; n0 += kMaxNv * W) {
     const int nv = std::min(kMaxNv, (N - n0) / W);
     const int rb = rows_for(nv);
     for (int r0 = 0; r0 < R; r0 += rb) {
-      for (const size_t end = std::min(lines, done + step); done < end; done++) pf.line(done);
+      for (const size_t end = std::min(pf.bytes, done + step); done < end; done += 64)
+        _mm_prefetch(pfc + done, _MM_HINT_T1);
       const int rows = std::min(rb, R - r0);
       table[rows - 1][nv - 1](C + size_t(r0) * ldc + n0, ldc, A + size_t(r0) * ars, ars, aks, B + n0, ldb, K);
     }
@@ -247,9 +243,8 @@ static void attention_forward(float* out, float* lse, const float* qkv, const in
       const float* Vp = Vall + (size_t(h) * T + kb) * Dp;
       // St[j][i] = log2 e · scale · k_j · q_i. K and V stream from memory once per query block, and the hardware
       // prefetcher alone leaves the microkernels waiting on them: each product prefetches the next tile's rows.
-      const int nextRows = std::max(0, std::min(Bk, kHi - kb - Bk));
-      const size_t rowBytes = size_t(Dp) * sizeof(float);
-      tile_gemm<false>(St, Bq, Kp, Dp, 1, Qt, Bq, nk, Bq, Dh, {Kp + size_t(Bk) * Dp, rowBytes, rowBytes, nextRows});
+      const size_t nextBytes = size_t(std::max(0, std::min(Bk, kHi - kb - Bk))) * Dp * sizeof(float);
+      tile_gemm<false>(St, Bq, Kp, Dp, 1, Qt, Bq, nk, Bq, Dh, {Kp + size_t(Bk) * Dp, nextBytes});
       mask_window(St, Bq, kb, nk, q0, nq, window);
       if (nv == 128 / W) online_softmax<128 / W>(St, nk, m, l, corr);
       else if (nv == 64 / W) online_softmax<64 / W>(St, nk, m, l, corr);
@@ -260,7 +255,7 @@ static void attention_forward(float* out, float* lse, const float* qkv, const in
         for (int d = 0; d < Dp; d += W) store(O + size_t(i) * Dp + d, load(O + size_t(i) * Dp + d) * c);
       }
       // O[i] += Σ_j P[j][i] v_j
-      tile_gemm<true>(O, Dp, St, 1, Bq, Vp, Dp, nq, Dp, nk, {Vp + size_t(Bk) * Dp, rowBytes, rowBytes, nextRows});
+      tile_gemm<true>(O, Dp, St, 1, Bq, Vp, Dp, nq, Dp, nk, {Vp + size_t(Bk) * Dp, nextBytes});
     }
     for (int i = 0; i < nq; i++) {
       float* o = out + size_t(q0 + i) * hidden + h * Dh;
