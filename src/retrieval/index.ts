@@ -144,16 +144,23 @@ export class VectorIndex {
     return new VectorIndex(kind, dtype, similarity, dim, ids, model, null, q, scales, offsets);
   }
 
-  /** Stored rows [r0, r1) as float32 (dequantised for int8). */
+  /**
+   * Stored rows [r0, r1) as float32. For int8 the values are the raw integers (converted by a typed-array
+   * copy, no per-element JS): scores computed from them are scaled per row afterwards (`scaleColumns`).
+   */
   private block(r0: number, r1: number, scratch?: Float32Array): Float32Array {
     const dim = this.dim;
     if (this.f32) return this.f32.subarray(r0 * dim, r1 * dim);
     const out = scratch ? scratch.subarray(0, (r1 - r0) * dim) : new Float32Array((r1 - r0) * dim);
-    for (let r = r0; r < r1; r++) {
-      const s = this.scales![r];
-      for (let d = 0; d < dim; d++) out[(r - r0) * dim + d] = this.i8![r * dim + d] * s;
-    }
+    out.set(this.i8!.subarray(r0 * dim, r1 * dim));
     return out;
+  }
+
+  /** int8: scores C [n, r1 − r0] against raw integer rows → true scores (× each row's scale). */
+  private scaleColumns(C: Float32Array, n: number, r0: number, r1: number): void {
+    if (!this.scales) return;
+    const nb = r1 - r0;
+    for (let i = 0; i < n; i++) for (let j = 0; j < nb; j++) C[i * nb + j] *= this.scales[r0 + j];
   }
 
   /** Builds the HNSW graph over the stored vectors (dequantised for int8): inner-product space. */
@@ -165,7 +172,10 @@ export class VectorIndex {
     for (let r0 = 0; r0 < this.rows; r0 += BLOCK_ROWS) {
       const r1 = Math.min(this.rows, r0 + BLOCK_ROWS);
       const b = this.block(r0, r1);
-      for (let r = r0; r < r1; r++) index.addPoint(Array.from(b.subarray((r - r0) * this.dim, (r - r0 + 1) * this.dim)), r);
+      for (let r = r0; r < r1; r++) {
+        const s = this.scales ? this.scales[r] : 1;
+        index.addPoint(Array.from(b.subarray((r - r0) * this.dim, (r - r0 + 1) * this.dim), (x) => x * s), r);
+      }
       onProgress?.(r1, this.rows);
     }
     this.hnsw = index;
@@ -201,6 +211,7 @@ export class VectorIndex {
       const r1 = Math.min(this.count, r0 + BLOCK_ROWS);
       const nb = r1 - r0;
       nativeKernels.gemm(C, q, this.block(r0, r1, scratch), null, n, nb, this.dim, false, true, 0);
+      this.scaleColumns(C, n, r0, r1);
       for (let i = 0; i < n; i++) for (let j = 0; j < nb; j++) tops[i].push(r0 + j, C[i * nb + j]);
     }
     return tops.map((t) => t.sorted().map(([index, score]) => ({ id: this.ids[index], index, score })));
@@ -244,7 +255,10 @@ export class VectorIndex {
       const r1 = offsets[list[j - 1] + 1];
       const nb = r1 - r0;
       const out = nb > BLOCK_ROWS ? new Float32Array(nq * nb) : C;
-      if (nb > 0) nativeKernels.gemm(out, q.data, this.block(r0, r1), null, nq, nb, this.dim, false, true, 0);
+      if (nb > 0) {
+        nativeKernels.gemm(out, q.data, this.block(r0, r1), null, nq, nb, this.dim, false, true, 0);
+        this.scaleColumns(out, nq, r0, r1);
+      }
       for (let x = i; x < j; x++) {
         const d = list[x];
         let score = 0;
