@@ -120,6 +120,11 @@ export class Engine {
     return (await this.inference.call({ inputIds, cuSeqlens }, [inputIds.buffer as ArrayBuffer, cuSeqlens.buffer as ArrayBuffer])).out;
   }
 
+  /** Both threads are running (a dead one fails every request: /health then answers 503). */
+  get healthy(): boolean {
+    return this.tokenizer.alive && this.inference.alive;
+  }
+
   /** Width of each output row. */
   get outputWidth(): number {
     return this.info.kind === 'classifier' ? this.info.numLabels : this.info.hiddenSize;

@@ -164,7 +164,7 @@ export function buildApp(engine: Engine, options: ServeOptions): FastifyInstance
     return { rows, tokens: seqs.reduce((n, s) => n + s.length, 0) };
   };
 
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', async (_req, reply) => (engine.healthy ? { status: 'ok' } : reply.code(503).send({ status: 'unhealthy', error: 'a worker thread died' })));
   app.get('/info', async () => ({
     model_id: info.modelId,
     model_dtype: info.dtype,
