@@ -72,7 +72,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 /** The fastify app over a started engine (routes, limits, auth, metrics); `startServer` listens with it. */
 export function buildApp(engine: Engine, options: ServeOptions): FastifyInstance {
   const info = engine.info;
-  const maxBatchTokens = options.maxBatchTokens ?? defaultMaxBatchTokens(info.maxInputLength);
+  const maxBatchTokens = options.maxBatchTokens ?? defaultMaxBatchTokens();
   const maxConcurrent = options.maxConcurrentRequests ?? 512;
   const maxClientBatch = options.maxClientBatchSize ?? 32;
   const batching = options.batching ?? true;

@@ -289,7 +289,10 @@ describe('serve: the CLI, stopped by SIGTERM', () => {
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const big = post(url, '/embed', { inputs: Array.from({ length: 6 }, (_, i) => longText(1100, i)), truncate: true });
-    await new Promise((r) => setTimeout(r, 200));
+    let answered = false;
+    void big.then(() => (answered = true));
+    while (!answered && metric((await get(url, '/metrics')).text, 'modernbert_requests_in_flight')[0] !== 1) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(answered, false, 'SIGTERM comes while the request runs');
     child.kill('SIGTERM');
     const r = await big;
     assert.equal(r.status, 200, r.text);
