@@ -142,7 +142,7 @@ export async function runQueueWorker(o: WorkerOptions): Promise<{ jobs: number; 
     throw new InputError(`the queue worker embeds texts; ${o.model} is a sequence-classification model`);
   }
   const batcher = new Batcher((ids, cu) => engine.infer(ids, cu), {
-    maxBatchTokens: o.maxBatchTokens ?? defaultMaxBatchTokens(engine.info.maxInputLength), batching: true,
+    maxBatchTokens: o.maxBatchTokens ?? defaultMaxBatchTokens(), batching: true,
   });
   const connection = connect(o.redis);
   const done = { jobs: 0, texts: 0 };

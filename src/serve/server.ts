@@ -72,7 +72,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 /** The fastify app over a started engine (routes, limits, auth, metrics); `startServer` listens with it. */
 export function buildApp(engine: Engine, options: ServeOptions): FastifyInstance {
   const info = engine.info;
-  const maxBatchTokens = options.maxBatchTokens ?? defaultMaxBatchTokens(info.maxInputLength);
+  const maxBatchTokens = options.maxBatchTokens ?? defaultMaxBatchTokens();
   const maxConcurrent = options.maxConcurrentRequests ?? 512;
   const maxClientBatch = options.maxClientBatchSize ?? 32;
   const batching = options.batching ?? true;
@@ -164,7 +164,7 @@ export function buildApp(engine: Engine, options: ServeOptions): FastifyInstance
     return { rows, tokens: seqs.reduce((n, s) => n + s.length, 0) };
   };
 
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', async (_req, reply) => (engine.healthy ? { status: 'ok' } : reply.code(503).send({ status: 'unhealthy', error: 'a worker thread died' })));
   app.get('/info', async () => ({
     model_id: info.modelId,
     model_dtype: info.dtype,

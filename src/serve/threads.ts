@@ -72,6 +72,11 @@ export class ThreadClient<Req, Res, Info = null> {
     this.ready.catch(() => {}); // callers see the error through `ready` or `call`
   }
 
+  /** False once the thread has died (every call then fails). */
+  get alive(): boolean {
+    return this.failed === null;
+  }
+
   call(body: Req, transfer: ArrayBuffer[] = []): Promise<Res> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.nextId++;

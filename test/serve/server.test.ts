@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
 import { pipeline } from '../../src/pipelines/registry.js';
 import { softmax } from '../../src/pipelines/common.js';
 import { startServer, type RunningServer } from '../../src/serve/server.js';
@@ -145,6 +146,26 @@ describe('serve: an embedding model', () => {
     assert.deepEqual(metric(m, 'modernbert_queue_sequences'), [0]);
     assert.deepEqual(metric(m, 'modernbert_requests_in_flight'), [0]);
     assert.ok(metric(m, 'modernbert_process_resident_memory_bytes')[0] > 0);
+  });
+
+  it('a short autocannon run (16 clients, 64 requests of varied texts): every request answered 200', async () => {
+    let i = 0;
+    const r = await autocannon({
+      url: `${url}/embed`, connections: 16, amount: 64, method: 'POST', headers: { 'content-type': 'application/json' },
+      requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ inputs: longText(2 + (i++ % 40), i) }) }) }],
+    });
+    assert.equal(r['2xx'], 64);
+    assert.equal(r.non2xx + r.errors + r.timeouts, 0);
+  });
+
+  it('a dead inference thread: /health answers 503 and requests 500, the process stays up', async () => {
+    await (s.engine as unknown as { inference: { worker: { terminate(): Promise<number> } } }).inference.worker.terminate();
+    const h = await get(url, '/health');
+    assert.equal(h.status, 503);
+    assert.deepEqual(h.body, { status: 'unhealthy', error: 'a worker thread died' });
+    const r = await post(url, '/embed', { inputs: 'the cat' });
+    assert.equal(r.status, 500);
+    assert.equal((r.body as { error_type: string }).error_type, 'Backend');
   });
 });
 
@@ -289,7 +310,10 @@ describe('serve: the CLI, stopped by SIGTERM', () => {
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const big = post(url, '/embed', { inputs: Array.from({ length: 6 }, (_, i) => longText(1100, i)), truncate: true });
-    await new Promise((r) => setTimeout(r, 200));
+    let answered = false;
+    void big.then(() => (answered = true));
+    while (!answered && metric((await get(url, '/metrics')).text, 'modernbert_requests_in_flight')[0] !== 1) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(answered, false, 'SIGTERM comes while the request runs');
     child.kill('SIGTERM');
     const r = await big;
     assert.equal(r.status, 200, r.text);

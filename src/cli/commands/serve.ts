@@ -25,7 +25,7 @@ export const serveCommand: CliCommand = {
     ...SERVER_MODEL_OPTIONS,
     { flags: '--host <host>', description: 'interface to listen on (0.0.0.0: all)', default: '127.0.0.1' },
     { flags: '-p, --port <n>', description: 'TCP port (0: any free port)', default: 8080, parse: (v) => (v === '0' ? 0 : positiveInt('--port')(v)) },
-    { flags: '--max-batch-tokens <n>', description: 'tokens per forward pass; queued requests are packed up to it (default: max(model limit, min(16384, 2048 × cores)))', parse: positiveInt('--max-batch-tokens') },
+    { flags: '--max-batch-tokens <n>', description: 'tokens per forward pass; queued requests are packed up to it (default: 1024 × cores, between 2048 and 16384); a longer input runs alone', parse: positiveInt('--max-batch-tokens') },
     { flags: '--max-concurrent-requests <n>', description: 'requests admitted at once; past it the server answers 429', default: 512, parse: positiveInt('--max-concurrent-requests') },
     { flags: '--max-client-batch-size <n>', description: 'inputs in one request; past it the server answers 413', default: 32, parse: positiveInt('--max-client-batch-size') },
     { flags: '--payload-limit <bytes>', description: 'largest request body; past it the server answers 413', default: 2097152, parse: positiveInt('--payload-limit') },
