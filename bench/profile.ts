@@ -86,8 +86,16 @@ export function profiledKernels<K extends object>(inner: K, profile: KernelProfi
     for (let s = 0; s < numSeqs; s++) pairs += attentionPairs(cu[s + 1] - cu[s], window);
     return { label: `${name} ${window < 0 ? 'global' : 'local'}`, flops: perPair * Dh * H * pairs };
   };
+  // The inference Linear reads a packed weight: named after the weight it was packed from (packLinear below).
+  const packedNames = new WeakMap<object, string>();
+  const linearLabel: Labeller = (a) => {
+    const [W, M] = [a[2] as { N: number; K: number; dtype: string }, a[4] as number];
+    const name = packedNames.get(W) ?? `${W.N}x${W.K}`;
+    return { label: `gemm ${name}${W.dtype === 'bf16' ? ' bf16' : ''}`, flops: 2 * M * W.N * W.K };
+  };
   const labellers: Record<string, Labeller> = {
     gemm: gemmLabel,
+    linear: linearLabel,
     attention: attentionLabel('attention', 3, 4),
     attentionBackward: attentionLabel('attentionBackward', 5, 10),
   };
@@ -100,6 +108,16 @@ export function profiledKernels<K extends object>(inner: K, profile: KernelProfi
     }
     const fn = value as AnyFn;
     const labeller = labellers[key] ?? (() => ({ label: key, flops: 0 }));
+    if (key === 'packLinear') {
+      // Packing happens once, outside the timed runs; remember which weight each packed result came from.
+      wrapped[key] = (...args: unknown[]) => {
+        const packed = fn.apply(inner, args) as object;
+        const name = profile.weightNames.get(args[0]);
+        if (name) packedNames.set(packed, name);
+        return packed;
+      };
+      continue;
+    }
     wrapped[key] = (...args: unknown[]) => {
       if (!profile.recording) return fn.apply(inner, args);
       const t0 = performance.now();

@@ -7,6 +7,8 @@ import type { Unavailable, WorkloadResult } from './workload.js';
 export interface Row {
   workload: string;
   ours: WorkloadResult | Unavailable;
+  /** The same workload with bf16 Linears (bench --dtype bf16). */
+  oursBf16?: WorkloadResult | Unavailable;
   peer?: PeerResult | PeerSkipped;
   /** flops.mjs counts for the workload's lengths and the model's shape. */
   flops?: FlopCount;
@@ -63,14 +65,16 @@ export function mainTable(rows: Row[]): string[] {
   const out = ['workload | engine | seqs | real tok | tok/s median [min, max] | peak RSS MiB (after load) | load s | useful GFLOP/s | % of FMA peak',
     '---|---|---|---|---|---|---|---|---'];
   for (const row of rows) {
-    const o = row.ours;
     let peakGflops: number | undefined;
-    if (!o.available) out.push(`${row.workload} | ours | not available: ${o.reason}`);
-    else {
-      const useful = (o.usefulFlopsPerToken * o.tokensPerSec.median) / 1e9;
-      peakGflops = o.fmaPeakGflops;
-      out.push(`${row.workload} | ours | ${o.sequences} | ${o.realTokens} | ${summary(o.tokensPerSec)} | ${o.peakRssMiB.toFixed(0)} (${o.peakRssAfterLoadMiB.toFixed(0)}) | ` +
-        `${(o.loadMs / 1000).toFixed(2)} | ${f1(useful)} | ${pct(useful / o.fmaPeakGflops)}${o.outputFinite ? '' : ' | NON-FINITE OUTPUT'}`);
+    for (const [o, engine] of [[row.ours, 'ours'], [row.oursBf16, 'ours bf16']] as const) {
+      if (!o) continue;
+      if (!o.available) out.push(`${row.workload} | ${engine} | not available: ${o.reason}`);
+      else {
+        const useful = (o.usefulFlopsPerToken * o.tokensPerSec.median) / 1e9;
+        peakGflops ??= o.fmaPeakGflops;
+        out.push(`${row.workload} | ${engine} | ${o.sequences} | ${o.realTokens} | ${summary(o.tokensPerSec)} | ${o.peakRssMiB.toFixed(0)} (${o.peakRssAfterLoadMiB.toFixed(0)}) | ` +
+          `${(o.loadMs / 1000).toFixed(2)} | ${f1(useful)} | ${pct(useful / o.fmaPeakGflops)}${o.outputFinite ? '' : ' | NON-FINITE OUTPUT'}`);
+      }
     }
     const p = row.peer;
     if (!p) continue;
@@ -100,12 +104,28 @@ export function ratioTable(rows: Row[]): string[] {
   return out;
 }
 
+/** The issue's bf16 target: W1 in bf16 at >= 3x our own float32 tokens/s. */
+export const BF16_TARGET: Record<string, number> = { W1: 3 };
+
+/** bf16 over float32 tokens/s and peak RSS per inference workload run in both. */
+export function dtypeTable(rows: Row[]): string[] {
+  const out = ['workload | tok/s bf16/float32 | target | peak RSS bf16/float32', '---|---|---|---'];
+  for (const row of rows) {
+    const [f, b] = [row.ours, row.oursBf16];
+    if (!f.available || !b?.available) continue;
+    const r = b.tokensPerSec.median / f.tokensPerSec.median;
+    const t = BF16_TARGET[row.workload];
+    out.push(`${row.workload} | ${r.toFixed(2)}x | ${t ? `>= ${t}x${r >= t ? ' (met)' : ' (NOT met)'}` : '-'} | ${(b.peakRssMiB / f.peakRssMiB).toFixed(2)}x`);
+  }
+  return out;
+}
+
 /** Per-kernel time of one forward, largest first, with GFLOP/s and share of the FMA peak where FLOPs are counted. */
 export function kernelTable(r: WorkloadResult): string[] {
   const forwardMs = r.timesMs.reduce((a, b) => a + b, 0) / r.timesMs.length;
   const entries = Object.entries(r.kernels).sort((a, b) => b[1].ms - a[1].ms);
   const kernelMs = entries.reduce((a, [, s]) => a + s.ms, 0);
-  const out = [`${r.workload}: one ${r.phasesMs ? 'step' : 'forward'} ${(forwardMs / 1000).toFixed(3)} s (mean of ${r.runs} timed runs), FMA peak ${f1(r.fmaPeakGflops)} GFLOP/s`,
+  const out = [`${r.workload}${r.dtype === 'bf16' ? ' bf16' : ''}: one ${r.phasesMs ? 'step' : 'forward'} ${(forwardMs / 1000).toFixed(3)} s (mean of ${r.runs} timed runs), FMA peak ${f1(r.fmaPeakGflops)} GFLOP/s`,
     `kernel | calls | ms | % of ${r.phasesMs ? 'step' : 'forward'} | GFLOP/s | % of FMA peak`, '---|---|---|---|---|---'];
   if (r.phasesMs) {
     const p = r.phasesMs;

@@ -12,9 +12,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BASE_SHAPE, randomCheckpoint, TINY_SHAPE } from './checkpoint.js';
 import { peerWorkdir, runPeer, type PeerInfo } from './peer.js';
 import { loadPeers, REPO_ROOT, type Peers } from './peers.js';
-import { GEMM_TARGET, gemmShare, kernelTable, mainTable, ratios, ratioTable, type Row } from './report.js';
+import { dtypeTable, GEMM_TARGET, gemmShare, kernelTable, mainTable, ratios, ratioTable, type Row } from './report.js';
 import { ALIASES, runTraining, TRAINING_WORKLOADS } from './training.js';
 import { runInference, type Unavailable, type WorkloadResult } from './workload.js';
+import type { Dtype } from '../src/kernels/types.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -32,6 +33,7 @@ interface Options {
   peerWait: number;
   json?: string;
   fmaSeconds: number;
+  dtype: Dtype;
   child?: string;
 }
 
@@ -61,6 +63,8 @@ const program = new Command('bench')
   .option('--peer-wait <minutes>', 'how long to wait for enough free memory before a peer run (W3 needs ~10 GiB)', positive, 15)
   .option('--json <file>', 'write all results as JSON')
   .option('--fma-seconds <s>', 'duration of the FMA peak probe in each workload process', positive, 0.5)
+  .addOption(new Option('--dtype <dtype>', 'precision of the inference Linears; bf16 runs every inference workload in float32 AND bf16 (same session) and prints both rows and their ratio')
+    .choices(['float32', 'bf16']).default('float32'))
   .addOption(new Option('--child <workload>', 'internal: run one workload in this process').hideHelp());
 
 /** The CPU as /proc/cpuinfo names it, with family/model (virtual machines often hide the marketing name). */
@@ -76,14 +80,14 @@ function cpuName(): string {
   }
 }
 
-function childArgs(name: string, opt: Options, model: string, peers: Peers): string[] {
+function childArgs(name: string, opt: Options, model: string, peers: Peers, dtype: Dtype): string[] {
   return ['--import', 'tsx', SELF, '--child', name, '--model', model, '--peers', peers.dir, '--threads', String(opt.threads),
-    '--runs', String(opt.runs), '--warmup', String(opt.warmup), '--fma-seconds', String(opt.fmaSeconds)];
+    '--runs', String(opt.runs), '--warmup', String(opt.warmup), '--fma-seconds', String(opt.fmaSeconds), '--dtype', dtype];
 }
 
 /** One of our workloads in a fresh process, so its peak RSS is its own. */
-function runOurs(name: string, opt: Options, model: string, peers: Peers): WorkloadResult | Unavailable {
-  const r = spawnSync(process.execPath, childArgs(name, opt, model, peers), {
+function runOurs(name: string, opt: Options, model: string, peers: Peers, dtype: Dtype): WorkloadResult | Unavailable {
+  const r = spawnSync(process.execPath, childArgs(name, opt, model, peers, dtype), {
     cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 26,
   });
   const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
@@ -96,7 +100,7 @@ function runOurs(name: string, opt: Options, model: string, peers: Peers): Workl
 
 async function child(name: string, opt: Options, peers: Peers): Promise<void> {
   const model = opt.model!;
-  const run = { model, threads: opt.threads, runs: opt.runs, warmup: opt.warmup, fmaSeconds: opt.fmaSeconds };
+  const run = { model, threads: opt.threads, runs: opt.runs, warmup: opt.warmup, fmaSeconds: opt.fmaSeconds, dtype: opt.dtype };
   const result = TRAINING_WORKLOADS.includes(name) ? await runTraining(name, peers, run) : await runInference(name, peers, run);
   process.stdout.write('RESULT ' + JSON.stringify(result) + '\n');
 }
@@ -128,7 +132,11 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
   let peerInfo: PeerInfo | undefined;
   for (const name of names) {
     process.stderr.write(`${name}: ours, fresh child process\n`);
-    const row: Row = { workload: name, ours: runOurs(name, opt, model, peers) };
+    const row: Row = { workload: name, ours: runOurs(name, opt, model, peers, 'float32') };
+    if (opt.dtype === 'bf16' && !TRAINING_WORKLOADS.includes(name)) {
+      process.stderr.write(`${name}: ours in bf16, fresh child process\n`);
+      row.oursBf16 = runOurs(name, opt, model, peers, 'bf16');
+    }
     if (!TRAINING_WORKLOADS.includes(name)) row.flops = peers.flops.flops(peers.workloads.makeWorkload(name).lengths, flopsShape);
     if (peerDir && !TRAINING_WORKLOADS.includes(name)) {
       process.stderr.write(`${name}: onnxruntime peer\n`);
@@ -139,7 +147,7 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
     rows.push(row);
   }
 
-  const measured = rows.map((r) => r.ours).filter((o): o is WorkloadResult => o.available);
+  const measured = rows.flatMap((r) => (r.oursBf16 ? [r.ours, r.oursBf16] : [r.ours])).filter((o): o is WorkloadResult => o.available);
   const isa = measured[0]?.isa ?? '?';
   const info = {
     cpu,
@@ -167,20 +175,24 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
     console.log('\nRatios (same session, same workload, same thread count)');
     print(ratioTable(rows));
   }
+  if (opt.dtype === 'bf16') {
+    console.log('\nbf16 / float32, ours (same session, alternating processes)');
+    print(dtypeTable(rows));
+  }
   for (const m of measured) {
     console.log('');
     print(kernelTable(m));
   }
   if (measured.length) {
-    console.log(`\nGEMMs' share of the measured FMA peak (target >= ${GEMM_TARGET * 100}%): ` +
-      measured.map((m) => `${m.workload} ${(100 * gemmShare(m).ofPeak).toFixed(1)}%`).join(', '));
+    console.log(`\nGEMMs' share of the measured float32 FMA peak (target >= ${GEMM_TARGET * 100}% in float32): ` +
+      measured.map((m) => `${m.workload}${m.dtype === 'bf16' ? ' bf16' : ''} ${(100 * gemmShare(m).ofPeak).toFixed(1)}%`).join(', '));
   }
   if (opt.json) {
     const results = rows.map((r) => ({ ...r, ratios: ratios(r), gemm: r.ours.available ? gemmShare(r.ours) : undefined }));
     writeFileSync(opt.json, JSON.stringify({ info, results }, null, 2) + '\n');
     console.log(`wrote ${opt.json}`);
   }
-  if (rows.some((r) => !r.ours.available)) process.exitCode = 1;
+  if (rows.some((r) => !r.ours.available || (r.oursBf16 && !r.oursBf16.available))) process.exitCode = 1;
 }
 
 const opt = program.parse().opts<Options>();

@@ -92,6 +92,7 @@ export async function runTraining(name: string, peers: Peers, opt: RunOptions): 
     workload: name,
     engine: 'ours',
     available: true,
+    dtype: 'float32',
     sequences: SEQUENCES,
     realTokens: T,
     checksum: '0x' + peers.workloads.checksum({ ...w1, ids: seqs, lengths: seqs.map((s) => s.length) }).toString(16).padStart(8, '0'),

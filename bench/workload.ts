@@ -8,6 +8,7 @@ import { measureFmaPeak, nativeInfo } from '../src/kernels/native.js';
 import { kernelsFor, loadConfig, ModernBertModel } from '../src/model/modernbert.js';
 import { WeightStore } from '../src/model/weights.js';
 import type { ForwardInput } from '../src/model/modernbert.js';
+import type { Dtype } from '../src/kernels/types.js';
 import { KernelProfile, profiledKernels, weightNames, type KernelStat } from './profile.js';
 import type { Peers } from './peers.js';
 
@@ -18,6 +19,8 @@ export interface RunOptions {
   warmup: number;
   /** Seconds of the FMA peak probe, run just before the timed runs (same load conditions). */
   fmaSeconds: number;
+  /** Precision of the inference Linears (training workloads run in float32). */
+  dtype: Dtype;
 }
 
 export interface Summary {
@@ -30,6 +33,7 @@ export interface WorkloadResult {
   workload: string;
   engine: 'ours';
   available: true;
+  dtype: Dtype;
   sequences: number;
   realTokens: number;
   checksum: string;
@@ -97,7 +101,7 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
   const store = WeightStore.fromDirectory(opt.model);
   const prefix = store.has('model.embeddings.tok_embeddings.weight') ? 'model.' : '';
   const profile = new KernelProfile();
-  const model = new ModernBertModel(config, store, prefix, profiledKernels(kernelsFor({ numThreads: opt.threads }), profile));
+  const model = new ModernBertModel(config, store, prefix, profiledKernels(kernelsFor({ numThreads: opt.threads }), profile), opt.dtype);
   profile.weightNames = weightNames(model.namedParameters());
   const loadMs = performance.now() - t0;
   const rssAfterLoad = rssMiB();
@@ -137,6 +141,7 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
     workload: name,
     engine: 'ours',
     available: true,
+    dtype: opt.dtype,
     sequences: w.lengths.length,
     realTokens: w.realTokens,
     checksum: '0x' + peers.workloads.checksum(w).toString(16).padStart(8, '0'),

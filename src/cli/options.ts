@@ -8,6 +8,7 @@ import { InvalidArgumentError } from 'commander';
 import { InputError } from '../errors.js';
 import { defaultModelPath } from '../hub/default-model.js';
 import type { ProgressInfo } from '../hub/hub.js';
+import type { Dtype } from '../kernels/types.js';
 import type { PipelineOptions } from '../pipelines/common.js';
 
 /** One row of a command's option table. */
@@ -53,6 +54,7 @@ export const MODEL_OPTIONS: CliOption[] = [
   { flags: '--cache-dir <dir>', description: 'Hugging Face hub cache (default: $HF_HUB_CACHE or $HF_HOME/hub)' },
   { flags: '--offline', description: 'use only the local cache (same as HF_HUB_OFFLINE=1)' },
   { flags: '--threads <n>', description: 'CPU threads (default: MODERNBERT_NUM_THREADS, else all cores)', parse: positiveInt('--threads') },
+  { flags: '--dtype <dtype>', description: 'precision of the Linear layers: float32, or bf16 (AMX / AVX512-BF16 when the CPU has them, else a slow portable path)', default: 'float32', parse: oneOf('--dtype', ['float32', 'bf16'] as const) },
   { flags: '--no-truncate', description: 'refuse inputs over the model limit instead of truncating them with a warning' },
 ];
 
@@ -86,6 +88,7 @@ export function pipelineOptions(o: Record<string, unknown>): PipelineOptions & {
     cacheDir: o.cacheDir as string | undefined,
     localFilesOnly: o.offline === true ? true : undefined,
     numThreads: o.threads as number | undefined,
+    dtype: o.dtype as Dtype | undefined,
     truncation: o.truncate !== false,
     progressCallback: progressBar(),
     onWarning: (m) => process.stderr.write(`modernbert: warning: ${m}\n`),

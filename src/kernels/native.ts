@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Kernels } from './types.js';
+import type { Dtype, Kernels, PackedLinear } from './types.js';
 
 export interface NativeInfo {
   /** The instruction set the kernels dispatch to: 'avx512', 'avx2' or 'portable' (MODERNBERT_ISA caps it). */
@@ -14,7 +14,7 @@ export interface NativeInfo {
   features: Record<string, boolean>;
 }
 
-interface Addon extends Omit<Kernels, 'name'> {
+interface Addon extends Omit<Kernels, 'name' | 'packLinear' | 'linear'> {
   packWeight(W: Float32Array, N: number, K: number): Float32Array;
   packWeightBf16(W: Float32Array, N: number, K: number): Uint16Array;
   gemmBf16(C: Float32Array, A: Float32Array, Wp: Uint16Array, bias: Float32Array | null, M: number, N: number,
@@ -54,6 +54,15 @@ export const nativeKernels: Kernels = {
   activationBackward: addon.activationBackward,
   ropeBackward: addon.ropeBackward,
   embeddingBackward: addon.embeddingBackward,
+  packLinear(W: Float32Array, N: number, K: number, dtype: Dtype): PackedLinear {
+    return dtype === 'bf16'
+      ? { dtype, N, K, data: addon.packWeightBf16(W, N, K) }
+      : { dtype, N, K, data: addon.packWeight(W, N, K) };
+  },
+  linear(C: Float32Array, A: Float32Array, W: PackedLinear, bias: Float32Array | null, M: number, beta: 0 | 1): void {
+    if (W.dtype === 'bf16') addon.gemmBf16(C, A, W.data, bias, M, W.N, W.K, beta);
+    else addon.gemmPacked(C, A, W.data, bias, M, W.N, W.K, beta);
+  },
 };
 
 /**

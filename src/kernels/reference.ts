@@ -3,7 +3,7 @@
  * native addon. Accumulates in float64 where that is the natural JavaScript arithmetic.
  */
 import { InputError } from '../errors.js';
-import { Activation, type Kernels } from './types.js';
+import { Activation, type Dtype, type Kernels, type PackedLinear } from './types.js';
 
 /** erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), enough for float32 oracles. */
 export function erf(x: number): number {
@@ -71,6 +71,18 @@ export const referenceKernels = {
         C[i * N + j] = (beta ? C[i * N + j] : 0) + s + (bias ? bias[j] : 0);
       }
     }
+  },
+
+  // The reference "packing" is a row-major copy: float32 values, or for bf16 the rounded values' upper 16 bits.
+  packLinear(W: Float32Array, N: number, K: number, dtype: Dtype): PackedLinear {
+    if (dtype === 'float32') return { dtype, N, K, data: W.slice(0, N * K) };
+    const rounded = W.subarray(0, N * K).map(roundBf16);
+    return { dtype, N, K, data: Uint16Array.from(new Uint32Array(rounded.buffer), (u) => u >>> 16) };
+  },
+
+  linear(C: Float32Array, A: Float32Array, W: PackedLinear, bias: Float32Array | null, M: number, beta: 0 | 1) {
+    if (W.dtype === 'float32') referenceKernels.gemm(C, A, W.data, bias, M, W.N, W.K, false, true, beta);
+    else referenceGemmBf16(C, A, new Float32Array(Uint32Array.from(W.data, (h) => h << 16).buffer), bias, M, W.N, W.K, beta);
   },
 
   layernorm(out: Floats, x: Floats, w: Floats, b: Floats | null, T: number, D: number, eps: number,

@@ -10,11 +10,29 @@ export enum Activation {
   Identity = 4,
 }
 
+/** Precision of the inference Linears: float32, or bf16 weights and activations with float32 accumulation. */
+export type Dtype = 'float32' | 'bf16';
+
+/**
+ * A Linear weight W [N, K] (PyTorch [out, in]) prepared once by `packLinear` for `linear`. `data` is opaque:
+ * its layout belongs to the kernel set that packed it (float32 values, or bf16 bits for 'bf16').
+ */
+export type PackedLinear =
+  | { readonly dtype: 'float32'; readonly N: number; readonly K: number; readonly data: Float32Array }
+  | { readonly dtype: 'bf16'; readonly N: number; readonly K: number; readonly data: Uint16Array };
+
 export interface Kernels {
   readonly name: string;
   /** C[M,N] = beta·C + op(A)·op(B) (+ bias[N]); op(A) = Aᵀ of A[K,M] when transA, op(B) = Bᵀ of B[N,K] when transB. */
   gemm(C: Float32Array, A: Float32Array, B: Float32Array, bias: Float32Array | null, M: number, N: number, K: number,
     transA: boolean, transB: boolean, beta: 0 | 1): void;
+  /** Prepares W [N, K] once for `linear`; a snapshot: later changes to W are not seen. 'bf16' rounds W to nearest even. */
+  packLinear(W: Float32Array, N: number, K: number, dtype: Dtype): PackedLinear;
+  /**
+   * The inference Linear: C[M,N] = beta·C + A[M,K]·Wᵀ (+ bias[N]), i.e. gemm(..., false, true, beta) from the
+   * packed W. For 'bf16', A is rounded to bf16 too and products are accumulated in float32.
+   */
+  linear(C: Float32Array, A: Float32Array, W: PackedLinear, bias: Float32Array | null, M: number, beta: 0 | 1): void;
   /** out[T,D] = (x − mean)·rstd·w + b per row; mean/rstd [T] are written when given. */
   layernorm(out: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array | null, T: number, D: number,
     eps: number, mean: Float32Array | null, rstd: Float32Array | null): void;

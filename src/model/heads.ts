@@ -12,7 +12,7 @@ import { biasBackward } from '../train/bias.js';
 import { bceWithLogits, crossEntropy, IGNORE_INDEX, Loss, meanSquaredError, TrainingError } from '../train/losses.js';
 import { applyDropoutMask } from '../train/random.js';
 import {
-  dataOf, type EncodeResult, type EncoderOutput, type ForwardInput, gradOf, kernelsFor, type LoadOptions, loadConfig,
+  dataOf, dtypeFor, type EncodeResult, type EncoderOutput, type ForwardInput, gradOf, kernelsFor, type LoadOptions, loadConfig,
   ModernBertModel, normParameters, type NormWeights, type PackedInput,
 } from './modernbert.js';
 import { InitialWeights, WeightsWithFallback } from './init.js';
@@ -57,11 +57,12 @@ export class PredictionHead {
   }
 
   /** out[N, hidden] = norm(act(x·denseᵀ + b)); with `save`, returns what the backward needs. */
-  run(k: Kernels, out: Float32Array, x: Float32Array, N: number, save = false): HeadSaved | null {
+  run(model: ModernBertModel, out: Float32Array, x: Float32Array, N: number, save = false): HeadSaved | null {
     const c = this.config;
+    const k = model.kernels;
     const H = c.hidden_size;
     const z = new Float32Array(N * H);
-    k.gemm(z, x, this.dense.data, dataOf(this.denseBias), N, H, H, false, true, 0);
+    model.linear(z, x, this.dense, this.denseBias, N, 0);
     const a = save ? new Float32Array(N * H) : z; // inference activates in place
     k.activation(a, z, N * H, c.classifierActivation);
     const mean = save ? new Float32Array(N) : null;
@@ -265,7 +266,7 @@ function loadTask(dir: string, options: TaskLoadOptions, freshAllowed: (name: st
   const checkpoint = WeightStore.fromDirectory(dir);
   const store = new WeightsWithFallback(checkpoint, config, freshAllowed, options.seed ?? 0);
   const prefix = checkpoint.has('model.embeddings.tok_embeddings.weight') ? 'model.' : '';
-  const model = new ModernBertModel(config, store, prefix, kernelsFor(options));
+  const model = new ModernBertModel(config, store, prefix, kernelsFor(options), dtypeFor(options));
   const head = new PredictionHead(config, store);
   return { config, store, model, head, warn: () => warnFresh(store.fresh, arch, dir) };
 }
@@ -279,7 +280,7 @@ function warnFresh(fresh: string[], arch: string, dir: string): void {
 /** Fresh weights for a config (pretraining from scratch), seeded; `tiedDecoder` for masked LM. */
 function initTask(config: ModernBertConfig, options: TaskLoadOptions, tiedDecoder: boolean) {
   const store = new InitialWeights(config, options.seed ?? 0, tiedDecoder);
-  return { store, model: new ModernBertModel(config, store, 'model.', kernelsFor(options)), head: new PredictionHead(config, store) };
+  return { store, model: new ModernBertModel(config, store, 'model.', kernelsFor(options), dtypeFor(options)), head: new PredictionHead(config, store) };
 }
 
 const isClassifier = (name: string) => name.startsWith('classifier.') || name.startsWith('head.');
@@ -370,9 +371,9 @@ export class ModernBertForMaskedLM extends TaskModel<TaskOutput, TokenLabels, In
   private decode(hiddenRows: Float32Array, rows: number, save: boolean) {
     const c = this.config;
     const headOut = new Float32Array(rows * c.hidden_size);
-    const saved = this.head.run(this.kernels, headOut, hiddenRows, rows, save);
+    const saved = this.head.run(this.model, headOut, hiddenRows, rows, save);
     const logits = new Float32Array(rows * c.vocab_size);
-    this.kernels.gemm(logits, headOut, this.decoderWeight.data, dataOf(this.decoderBias), rows, c.vocab_size, c.hidden_size, false, true, 0);
+    this.model.linear(logits, headOut, this.decoderWeight, this.decoderBias, rows, 0);
     return { logits, headOut, saved };
   }
 
@@ -499,10 +500,10 @@ export class ModernBertForSequenceClassification extends TaskModel<SequenceClass
       }
     }
     const headOut = new Float32Array(B * H);
-    const saved = this.head.run(k, headOut, pooled, B, enc.tape !== null);
+    const saved = this.head.run(this.model, headOut, pooled, B, enc.tape !== null);
     const mask = this.classifierDropout(headOut);
     const logits = new Float32Array(B * C);
-    k.gemm(logits, headOut, this.classifier.data, this.classifierBias.data, B, C, H, false, true, 0);
+    this.model.linear(logits, headOut, this.classifier, this.classifierBias, B, 0);
     const backward = (dlogits: Float32Array): Float32Array => {
       k.gemm(gradOf(this.classifier), dlogits, headOut, null, C, H, B, true, false, 1);
       biasBackward(gradOf(this.classifierBias), dlogits, B, C);
@@ -604,10 +605,10 @@ export class ModernBertForTokenClassification extends TaskModel<TaskOutput, Toke
     const C = c.num_labels;
     const T = enc.lastHiddenState.dims[0];
     const headOut = new Float32Array(T * H);
-    const saved = this.head.run(k, headOut, enc.lastHiddenState.data, T, enc.tape !== null);
+    const saved = this.head.run(this.model, headOut, enc.lastHiddenState.data, T, enc.tape !== null);
     const mask = this.classifierDropout(headOut);
     const logits = new Float32Array(T * C);
-    k.gemm(logits, headOut, this.classifier.data, this.classifierBias.data, T, C, H, false, true, 0);
+    this.model.linear(logits, headOut, this.classifier, this.classifierBias, T, 0);
     const backward = (dlogits: Float32Array): Float32Array => {
       k.gemm(gradOf(this.classifier), dlogits, headOut, null, C, H, T, true, false, 1);
       biasBackward(gradOf(this.classifierBias), dlogits, T, C);

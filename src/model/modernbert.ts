@@ -8,7 +8,7 @@ import { ModernBertConfig } from '../config/config.js';
 import { ConfigError } from '../errors.js';
 import { nativeKernels, setNumThreads } from '../kernels/native.js';
 import { referenceKernels } from '../kernels/reference.js';
-import type { Kernels } from '../kernels/types.js';
+import type { Dtype, Kernels, PackedLinear } from '../kernels/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { biasBackward } from '../train/bias.js';
 import { TrainingError } from '../train/losses.js';
@@ -22,6 +22,12 @@ export interface LoadOptions {
   kernels?: 'native' | 'reference';
   /** Threads of the native pool (default: MODERNBERT_NUM_THREADS, else all cores). */
   numThreads?: number;
+  /**
+   * Precision of the Linear layers at inference (default 'float32'). 'bf16' rounds weights and activations to
+   * bfloat16 and accumulates in float32: AMX or AVX512-BF16 where the CPU has them (several times faster),
+   * else a portable path that gives the same results slowly. Training always runs in float32.
+   */
+  dtype?: Dtype;
 }
 
 export interface ForwardInput {
@@ -157,6 +163,15 @@ export function loadConfig(dir: string): ModernBertConfig {
   return ModernBertConfig.fromFile(path);
 }
 
+const DTYPES: readonly Dtype[] = ['float32', 'bf16'];
+
+/** The load options' dtype, checked (JavaScript callers can pass anything). */
+export function dtypeFor(options: LoadOptions): Dtype {
+  const d = options.dtype ?? 'float32';
+  if (!DTYPES.includes(d)) throw new ConfigError(`dtype must be one of ${DTYPES.join(', ')}, got ${JSON.stringify(d)}`);
+  return d;
+}
+
 /** Resolves load options to a kernel set, applying the thread count. */
 export function kernelsFor(options: LoadOptions): Kernels {
   if (options.numThreads !== undefined) setNumThreads(options.numThreads);
@@ -192,8 +207,12 @@ export class ModernBertModel {
   readonly embeddings: { tok: Parameter; norm: NormWeights };
   readonly layers: LayerWeights[];
   readonly finalNorm: NormWeights;
-  /** Training mode: the forward saves activations for the backward (set by the task model's train()/eval()). */
-  training = false;
+  /**
+   * Inference Linears run on weights packed once (in `dtype`), on first use after loading or after leaving
+   * training mode; training runs on the parameters' `.data`, which the optimiser changes every step.
+   */
+  private packed = new Map<Parameter, PackedLinear>();
+  private isTraining = false;
   /** Draws every dropout mask (the encoder's and the heads'); seed it with `manualSeed` for reproducible runs. */
   readonly rng = new Rng(0);
   private readonly rope: { global: { cos: Float32Array; sin: Float32Array }; local: { cos: Float32Array; sin: Float32Array } };
@@ -205,6 +224,8 @@ export class ModernBertModel {
     store: WeightStore,
     prefix: string,
     readonly kernels: Kernels = nativeKernels,
+    /** Precision of the inference Linears (LoadOptions.dtype). */
+    readonly dtype: Dtype = 'float32',
   ) {
     const c = config;
     const H = c.hidden_size;
@@ -244,7 +265,36 @@ export class ModernBertModel {
     const config = loadConfig(dir);
     const store = WeightStore.fromDirectory(dir);
     const prefix = store.has('model.embeddings.tok_embeddings.weight') ? 'model.' : '';
-    return new ModernBertModel(config, store, prefix, kernelsFor(options));
+    return new ModernBertModel(config, store, prefix, kernelsFor(options), dtypeFor(options));
+  }
+
+  /** Training mode: the forward saves activations for the backward (set by the task model's train()/eval()). */
+  get training(): boolean {
+    return this.isTraining;
+  }
+
+  /** Entering training mode drops the packed weights: the next inference forward repacks the trained values. */
+  set training(mode: boolean) {
+    if (mode) this.packed.clear();
+    this.isTraining = mode;
+  }
+
+  /**
+   * C[M,N] = beta·C + A[M,K]·Wᵀ (+ bias) for a Linear weight W [N, K]: in inference from W packed once in
+   * `dtype` (kept until training mode), in training by gemm on `W.data` in float32. Heads use it too.
+   */
+  linear(C: Float32Array, A: Float32Array, W: Parameter, bias: Parameter | null, M: number, beta: 0 | 1): void {
+    const [N, K] = W.shape;
+    if (this.isTraining) {
+      this.kernels.gemm(C, A, W.data, dataOf(bias), M, N, K, false, true, beta);
+      return;
+    }
+    let p = this.packed.get(W);
+    if (!p) {
+      p = this.kernels.packLinear(W.data, N, K, this.dtype);
+      this.packed.set(W, p);
+    }
+    this.kernels.linear(C, A, p, dataOf(bias), M, beta);
   }
 
   /** The encoder's parameters with Hugging Face names, `prefix` prepended ('model.' inside a task model). */
@@ -375,24 +425,24 @@ export class ModernBertModel {
         k.layernorm(normed, h, L.attnNorm.w.data, dataOf(L.attnNorm.b), T, H, c.norm_eps, s?.attnMean ?? null, s?.attnRstd ?? null);
         attnIn = normed;
       }
-      k.gemm(qkv, attnIn, L.Wqkv.data, dataOf(L.bqkv), T, 3 * H, H, false, true, 0);
+      this.linear(qkv, attnIn, L.Wqkv, L.bqkv, T, 0);
       k.rope(qkv, positions, rope.cos, rope.sin, T, heads, Dh, maxPos);
       k.attention(attn, s ? s.lse : null, qkv, cuSeqlens, numSeqs, heads, Dh, global ? -1 : c.window, scale);
       if (s?.attnMask) {
         // Dropout on the attention output (HF's out_drop) before the residual add.
         const o = this.ws.get('attnOut', T * H);
-        k.gemm(o, attn, L.Wo.data, dataOf(L.bo), T, H, H, false, true, 0);
+        this.linear(o, attn, L.Wo, L.bo, T, 0);
         this.dropout(o, s.attnMask, c.attention_dropout);
         addInto(h, o, T * H);
       } else {
-        k.gemm(h, attn, L.Wo.data, dataOf(L.bo), T, H, H, false, true, 1); // residual add fused: h += attn·Woᵀ
+        this.linear(h, attn, L.Wo, L.bo, T, 1); // residual add fused: h += attn·Woᵀ
       }
       if (s) s.hMid.set(h);
       k.layernorm(normed, h, L.mlpNorm.w.data, dataOf(L.mlpNorm.b), T, H, c.norm_eps, s?.mlpMean ?? null, s?.mlpRstd ?? null);
-      k.gemm(wi, normed, L.Wi.data, dataOf(L.bi), T, 2 * I, H, false, true, 0);
+      this.linear(wi, normed, L.Wi, L.bi, T, 0);
       k.geglu(act, wi, T, I, c.hiddenActivation);
       if (s?.mlpMask) this.dropout(act, s.mlpMask, c.mlp_dropout);
-      k.gemm(h, act, L.Wo2.data, dataOf(L.bo2), T, H, I, false, true, 1);
+      this.linear(h, act, L.Wo2, L.bo2, T, 1);
       keep();
     }
     const fn = this.finalNorm;

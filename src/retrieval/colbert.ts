@@ -268,15 +268,15 @@ export function encodeWithExpansion(model: ModernBertModel, seqs: ColbertTokens[
       k.layernorm(normed, h, L.attnNorm.w.data, dataOf(L.attnNorm.b), T, H, c.norm_eps, null, null);
       attnIn = normed;
     }
-    k.gemm(qkv, attnIn, L.Wqkv.data, dataOf(L.bqkv), T, 3 * H, H, false, true, 0);
+    model.linear(qkv, attnIn, L.Wqkv, L.bqkv, T, 0);
     k.rope(qkv, positions, tables.cos, tables.sin, T, heads, Dh, maxPos);
     k.attention(attn.subarray(0, Treal * H), null, qkv.subarray(0, Treal * 3 * H), realCu, seqs.length, heads, Dh, global ? -1 : c.window, scale);
     expansionAttention(attn, qkv, seqs, rowOf, positions, heads, Dh, global ? -1 : c.window, scale);
-    k.gemm(h, attn, L.Wo.data, dataOf(L.bo), T, H, H, false, true, 1);
+    model.linear(h, attn, L.Wo, L.bo, T, 1);
     k.layernorm(normed, h, L.mlpNorm.w.data, dataOf(L.mlpNorm.b), T, H, c.norm_eps, null, null);
-    k.gemm(wi, normed, L.Wi.data, dataOf(L.bi), T, 2 * I, H, false, true, 0);
+    model.linear(wi, normed, L.Wi, L.bi, T, 0);
     k.geglu(act, wi, T, I, c.hiddenActivation);
-    k.gemm(h, act, L.Wo2.data, dataOf(L.bo2), T, H, I, false, true, 1);
+    model.linear(h, act, L.Wo2, L.bo2, T, 1);
   });
   const out = new Float32Array(T * H);
   k.layernorm(out, h, model.finalNorm.w.data, dataOf(model.finalNorm.b), T, H, c.norm_eps, null, null);

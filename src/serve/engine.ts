@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { resolveModel, type HubOptions } from '../hub/hub.js';
+import type { Dtype } from '../kernels/types.js';
 import { loadConfig } from '../model/modernbert.js';
 import type { InferData, InferInfo, InferRequest, InferResponse } from './infer-worker.js';
 import { siblingModule, ThreadClient } from './threads.js';
@@ -21,6 +22,8 @@ export interface EngineOptions extends HubOptions {
   threads?: number;
   /** Pooling of embedding models (default: the sentence-transformers 1_Pooling/config.json if present, else mean). */
   pooling?: Pooling;
+  /** Precision of the forward's Linear layers (default 'float32'; see LoadOptions.dtype). */
+  dtype?: Dtype;
 }
 
 /** What /info reports and what the routes need to know about the model. */
@@ -29,8 +32,8 @@ export interface ModelInfo {
   dir: string;
   /** A sequence-classification checkpoint serves /predict and /rerank; anything else serves embeddings. */
   kind: 'embedding' | 'classifier';
-  /** Weights are converted to float32 at load, and all compute is float32. */
-  dtype: 'float32';
+  /** Weights are converted to float32 at load; the Linear layers then run in this precision (LoadOptions.dtype). */
+  dtype: Dtype;
   /** The kernels' instruction set and the native pool's threads. */
   isa: string;
   threads: number;
@@ -98,11 +101,11 @@ export class Engine {
     const pooling = options.pooling ?? declaredPooling(dir) ?? 'mean';
     const tokenizer = new ThreadClient<TokenizeRequest, TokenizeResponse, TokenizerInfo>(siblingModule(import.meta.url, 'tokenize-worker'), { dir });
     const inference = new ThreadClient<InferRequest, InferResponse, InferInfo>(
-      siblingModule(import.meta.url, 'infer-worker'), { dir, kind, pooling, threads: options.threads } satisfies InferData);
+      siblingModule(import.meta.url, 'infer-worker'), { dir, kind, pooling, threads: options.threads, dtype: options.dtype } satisfies InferData);
     try {
       const [{ maxInputLength }, { isa, threads }] = await Promise.all([tokenizer.ready, inference.ready]);
       return new Engine({
-        modelId: options.model, dir, kind, dtype: 'float32', isa, threads, maxInputLength, hiddenSize: config.hidden_size, pooling,
+        modelId: options.model, dir, kind, dtype: options.dtype ?? 'float32', isa, threads, maxInputLength, hiddenSize: config.hidden_size, pooling,
         id2label: config.id2label, numLabels: config.num_labels, problemType: config.problem_type,
       }, tokenizer, inference);
     } catch (e) {

@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ModernBertForSequenceClassification } from '../model/heads.js';
 import { nativeInfo } from '../kernels/native.js';
+import type { Dtype } from '../kernels/types.js';
 import { ModernBertModel } from '../model/modernbert.js';
 import { serveThread } from './threads.js';
 
@@ -14,6 +15,7 @@ export interface InferData {
   kind: 'embedding' | 'classifier';
   pooling: 'mean' | 'cls';
   threads?: number;
+  dtype?: Dtype;
 }
 
 export interface InferRequest {
@@ -50,7 +52,7 @@ function pool(x: Float32Array, cuSeqlens: Int32Array, H: number, pooling: 'mean'
   return out;
 }
 
-const load = { numThreads: data.threads };
+const load = { numThreads: data.threads, dtype: data.dtype };
 const run: (req: InferRequest) => Float32Array = data.kind === 'classifier'
   ? await ModernBertForSequenceClassification.fromPretrained(data.dir, load).then((m) => (req: InferRequest) => m.forwardPacked(req).logits.data)
   : await ModernBertModel.fromPretrained(data.dir, load).then((m) => (req: InferRequest) =>

@@ -39,9 +39,9 @@ export const serveCommand: CliCommand = {
     'curl -s localhost:8080/embed -H "content-type: application/json" -d \'{"inputs": ["a text", "another"]}\'',
   ],
   async run(_args, o) {
-    const { model, revision, cacheDir, localFilesOnly, numThreads, progressCallback } = pipelineOptions(o);
+    const { model, revision, cacheDir, localFilesOnly, numThreads, dtype, progressCallback } = pipelineOptions(o);
     const server = await startServer({
-      model, revision, cacheDir, localFilesOnly, progressCallback, threads: numThreads,
+      model, revision, cacheDir, localFilesOnly, progressCallback, threads: numThreads, dtype,
       host: o.host as string, port: o.port as number, maxBatchTokens: o.maxBatchTokens as number | undefined,
       maxConcurrentRequests: o.maxConcurrentRequests as number, maxClientBatchSize: o.maxClientBatchSize as number,
       payloadLimit: o.payloadLimit as number, batching: o.batching !== false, pooling: o.pooling as 'mean' | 'cls' | undefined,

@@ -7,7 +7,7 @@ export const tokenizeCommand: CliCommand = {
   args: '[texts...]',
   description: "show a model's tokens for texts (ids, tokens, character offsets)",
   options: [
-    ...MODEL_OPTIONS,
+    ...MODEL_OPTIONS.filter((m) => !m.flags.startsWith('--dtype')), // tokenizing runs no model
     ...INPUT_OPTIONS,
     { flags: '--max-length <n>', description: 'truncate to n tokens (default: the model limit)', parse: positiveInt('--max-length') },
     { flags: '--no-special', description: 'without [CLS]/[SEP]' },

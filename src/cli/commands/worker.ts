@@ -20,10 +20,10 @@ export const workerCommand: CliCommand = {
   examples: ['modernbert worker -m ./my-embedder --queue corpus --redis redis://10.0.0.5:6379'],
   async run(_args, o) {
     if (typeof o.queue !== 'string') throw new InputError('worker needs --queue NAME');
-    const { model, revision, cacheDir, localFilesOnly, numThreads, progressCallback } = pipelineOptions(o);
+    const { model, revision, cacheDir, localFilesOnly, numThreads, dtype, progressCallback } = pipelineOptions(o);
     const log = (line: string) => process.stderr.write(`modernbert worker ${process.pid}: ${line}\n`);
     const done = await runQueueWorker({
-      model, revision, cacheDir, localFilesOnly, progressCallback, threads: numThreads, pooling: o.pooling as 'mean' | 'cls' | undefined,
+      model, revision, cacheDir, localFilesOnly, progressCallback, threads: numThreads, dtype, pooling: o.pooling as 'mean' | 'cls' | undefined,
       queue: o.queue, redis: o.redis as string, maxBatchTokens: o.maxBatchTokens as number | undefined,
       lockDuration: o.lockDuration as number, stalledInterval: o.stalledInterval as number, exitWhenEmpty: o.exitWhenEmpty === true,
       log, stop: untilSignal().then((s) => log(`${s}: finishing the running job, then exiting`)),
