@@ -84,46 +84,52 @@ const tokJson = JSON.parse(readFileSync(join(args.tokenizer, 'tokenizer.json'), 
 const tokConfig = JSON.parse(readFileSync(join(args.tokenizer, 'tokenizer_config.json'), 'utf8'));
 const tok = new Tokenizer(tokJson, tokConfig);
 
-// 2. Tokenize: documents in file order (the corpus is in hash order, so sources come mixed) until the token
-// target, cut into [CLS] chunk [SEP] sequences; cached as Int32 [count, lengths..., ids...] so a resume is instant.
-async function sequences(file: string, maxLength: number, tokenTarget: number, maxDocs = Infinity, firstChunkOnly = false): Promise<Sequence[]> {
-  const cache = join(work, `tokens-${file.replace(/\W/g, '_')}-${maxLength}-${tokenTarget}-${maxDocs}-${firstChunkOnly}.i32`);
+// 2. Tokenize once: documents in file order (the corpus is in hash order, so sources come mixed) until the token
+// target, cached as Int32 [count, lengths..., ids...] so a resume is instant; each phase cuts them into
+// [CLS] chunk [SEP] sequences of its length.
+async function documents(file: string, tokenTarget: number, maxDocs = Infinity): Promise<Int32Array[]> {
+  const cache = join(work, `tokens-${file.replace(/\W/g, '_')}-${tokenTarget}-${maxDocs}.i32`);
   if (existsSync(cache)) {
     const a = new Int32Array(readFileSync(cache).buffer.slice(0));
-    const out: Sequence[] = [];
+    const out: Int32Array[] = [];
     let at = 1 + a[0];
-    for (let i = 0; i < a[0]; i++) out.push({ ids: a.slice(at, (at += a[1 + i])) });
+    for (let i = 0; i < a[0]; i++) out.push(a.slice(at, (at += a[1 + i])));
     return out;
   }
-  const out: Sequence[] = [];
+  const out: Int32Array[] = [];
   let tokens = 0;
-  let docs = 0;
-  const enc = { task: 'mlm' as const, maxLength, clsTokenId: 50281, sepTokenId: 50282 };
   for await (const ex of readExamples(join(dataDir, 'corpus', file), { label: null })) {
-    if (tokens >= tokenTarget || docs++ >= maxDocs) break;
-    for (const s of await collectAll(encodeExamples([ex], tok, enc))) {
-      out.push(s);
-      tokens += s.ids.length;
-      if (firstChunkOnly) break;
-    }
+    if (tokens >= tokenTarget || out.length >= maxDocs) break;
+    out.push(Int32Array.from(tok.encode(ex.text, { add_special_tokens: false }).ids));
+    tokens += out.at(-1)!.length;
   }
   const a = new Int32Array(1 + out.length + tokens);
   a[0] = out.length;
   let at = 1 + out.length;
-  out.forEach((s, i) => {
-    a[1 + i] = s.ids.length;
-    a.set(s.ids, at);
-    at += s.ids.length;
+  out.forEach((d, i) => {
+    a[1 + i] = d.length;
+    a.set(d, at);
+    at += d.length;
   });
   writeAtomic(cache, new Uint8Array(a.buffer));
   return out;
 }
 
+function chunks(docs: Int32Array[], maxLength: number, firstOnly = false): Sequence[] {
+  const inner = maxLength - 2;
+  const out: Sequence[] = [];
+  for (const d of docs)
+    for (let i = 0; i < d.length && !(firstOnly && i > 0); i += inner) out.push({ ids: Int32Array.from([50281, ...d.subarray(i, i + inner), 50282]) });
+  return out;
+}
+
 const t0 = Date.now();
-const train1 = await sequences('train.jsonl', RECIPE.p1.maxLength, RECIPE.trainTokens);
-const train2 = (await sequences('train.jsonl', RECIPE.p2.maxLength, RECIPE.trainTokens)).filter((s) => s.ids.length >= RECIPE.p2.maxLength / 2);
+const trainDocs = await documents('train.jsonl', RECIPE.trainTokens);
+const train1 = chunks(trainDocs, RECIPE.p1.maxLength);
+// The long-context phase trains on the chunks that are at least half its length (long documents).
+const train2 = chunks(trainDocs, RECIPE.p2.maxLength).filter((s) => s.ids.length >= RECIPE.p2.maxLength / 2);
 // Held out: the first chunk of each of the first documents (whole documents, never trained on).
-const heldout = await sequences('heldout.jsonl', RECIPE.evalLength, Infinity, RECIPE.heldoutDocs, !args.smoke);
+const heldout = chunks(await documents('heldout.jsonl', Infinity, RECIPE.heldoutDocs), RECIPE.evalLength, !args.smoke);
 const count = (s: Sequence[]) => s.reduce((n, q) => n + q.ids.length, 0);
 say(`tokenized in ${((Date.now() - t0) / 1000).toFixed(1)} s: phase 1 ${train1.length} sequences / ${count(train1)} tokens, phase 2 ${train2.length} long sequences / ${count(train2)} tokens, held-out ${heldout.length} / ${count(heldout)} tokens`);
 if (train2.length === 0) throw new Error(`no training document reaches ${RECIPE.p2.maxLength / 2} tokens for the long-context phase`);
