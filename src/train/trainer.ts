@@ -56,6 +56,8 @@ export interface TrainerOptions {
   seed?: number;
   /** MLM masking (MLM only): [MASK] id, special ids, probability (default 0.3). */
   masking?: Omit<MaskingOptions, 'vocabSize'>;
+  /** MLM evaluation masking probability (default: the training one; BERT-style reports use 0.15). */
+  evalMaskProbability?: number;
   /** A NaN or infinite loss: throw (default) or skip that step's update. */
   onNonFinite?: 'error' | 'skip';
   /** Show a progress bar on stderr (default: when stderr is a terminal). */
@@ -352,7 +354,9 @@ export class Trainer {
     batches.forEach((b, bi) => {
       const mb = collate(b.map((i) => this.evalSet[i]));
       // Fixed masking seed: every evaluation sees the same masked positions.
-      const { inputIds, labels } = maskTokens(mb.inputIds, { ...this.options.masking!, vocabSize: m.config.vocab_size }, new Rng(mixSeed(this.state.seed, bi, 2)));
+      const masking = { ...this.options.masking!, vocabSize: m.config.vocab_size };
+      if (this.options.evalMaskProbability !== undefined) masking.probability = this.options.evalMaskProbability;
+      const { inputIds, labels } = maskTokens(mb.inputIds, masking, new Rng(mixSeed(this.state.seed, bi, 2)));
       const out = m.forwardPacked({ inputIds, cuSeqlens: mb.cuSeqlens, labels });
       const n = labels.reduce((s, l) => s + (l === IGNORE_INDEX ? 0 : 1), 0);
       if (n === 0) return;

@@ -9,11 +9,14 @@ import { fillMaskCommand } from './fill-mask.js';
 import { indexBuildCommand } from './index-build.js';
 import { infoCommand } from './info.js';
 import { rerankCommand } from './rerank.js';
+import { pretrainCommand } from './pretrain.js';
 import { serveCommand } from './serve.js';
 import { searchCommand } from './search.js';
 import { tagCommand } from './tag.js';
 import { tokenizeCommand } from './tokenize.js';
+import { trainCommand } from './train.js';
 import { workerCommand } from './worker.js';
 
 export const COMMANDS: CliCommand[] = [fillMaskCommand, embedCommand, classifyCommand, tagCommand, rerankCommand, indexBuildCommand, searchCommand,
-  evalRetrievalCommand, tokenizeCommand, downloadCommand, infoCommand, serveCommand, workerCommand, enqueueCommand];
+  evalRetrievalCommand, tokenizeCommand, downloadCommand, infoCommand, serveCommand, workerCommand, enqueueCommand,
+  trainCommand, pretrainCommand];

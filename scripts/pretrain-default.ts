@@ -1,0 +1,267 @@
+/**
+ * Reproduces the shipped default model (issue 6): prepares the corpus, pretrains a small ModernBERT with the
+ * paper's recipe scaled down, and exports it. Every stage is idempotent and the training phases resume from
+ * their latest checkpoint, so re-running the same command after a kill continues where it stopped.
+ *
+ *   npm run pretrain:default [-- --data DIR --work DIR]   the real run (hours; see models/default/README.md)
+ *   npm run pretrain:smoke [-- --work DIR]                the same pipeline in about a minute (a committed sample)
+ *   ... --transfer SET_DIR                                after export: fine-tune pretrained vs random init
+ *
+ * Stages: 1. corpus (../shared/data/prepare.sh DATA, or the sample), 2. tokenize (cached in WORK),
+ * 3. phase 1 at 512 tokens (global RoPE theta 10k), 4. phase 2 at 2048 tokens (global theta 160k),
+ * 5. export bf16 safetensors + config + tokenizer + model card, learning curve JSONL and PNG.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { ModernBertForMaskedLM, ModernBertForSequenceClassification } from '../src/index.js';
+import { writeAtomic } from '../src/cli/options.js';
+import { ModernBertConfig } from '../src/config/config.js';
+import { latestCheckpoint, loadParametersInto, saveModel, writeFileAtomic } from '../src/train/checkpoint.js';
+import { collectAll, encodeExamples, readExamples, type Sequence } from '../src/train/data.js';
+import { presetConfig } from '../src/train/presets.js';
+import { Trainer, type LogRecord } from '../src/train/trainer.js';
+import { writeSafetensors, type TensorToWrite } from '../src/safetensors/safetensors.js';
+import { plotCurvesPng } from './lib/plot-png.js';
+import { modelCard } from './lib/model-card.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: args } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    data: { type: 'string' },
+    work: { type: 'string' },
+    out: { type: 'string' },
+    docs: { type: 'string' },
+    tokenizer: { type: 'string', default: join(ROOT, '..', 'shared', 'tokenizer', 'modernbert') },
+    prepare: { type: 'string', default: join(ROOT, '..', 'shared', 'data', 'prepare.sh') },
+    transfer: { type: 'string' },
+  },
+});
+
+const SPECIAL = [50280, 50281, 50282, 50283, 50284];
+const MASKING = { maskTokenId: 50284, specialIds: SPECIAL, probability: 0.3 };
+
+/** The recipe, scaled down: the real run and the smoke share every stage, only the numbers differ. */
+const RECIPE = args.smoke
+  ? {
+    preset: 'tiny', trainTokens: 60_000, heldoutDocs: 8, evalLength: 128, seed: 0,
+    p1: { maxLength: 128, budget: 1024, steps: 40, lr: 3e-3, warmup: 4, decay: 8, bsw: { start: 1, end: 2, warmupTokens: 10_000 }, evalEvery: 10, saveEvery: 8 },
+    p2: { maxLength: 2048, budget: 2048, steps: 4, lr: 1e-3, warmup: 1, decay: 2, evalEvery: 4, saveEvery: 2 },
+  }
+  : {
+    preset: 'small', trainTokens: 9_000_000, heldoutDocs: 64, evalLength: 512, seed: 0,
+    // ~8 M tokens: micro-batches of 4096 tokens, the batch growing from 1 to 2 of them over the first 1 M tokens.
+    p1: { maxLength: 512, budget: 4096, steps: 1000, lr: 1e-3, warmup: 50, decay: 150, bsw: { start: 1, end: 2, warmupTokens: 1_000_000 }, evalEvery: 50, saveEvery: 25 },
+    // ~0.5 M tokens at 2048 tokens per sequence, 4 sequences per step.
+    p2: { maxLength: 2048, budget: 8192, steps: 60, lr: 3e-4, warmup: 5, decay: 30, evalEvery: 20, saveEvery: 10 },
+  };
+
+const work = resolve(args.work ?? join(ROOT, 'runs', args.smoke ? 'pretrain-smoke' : 'pretrain-default'));
+const dataDir = resolve(args.data ?? (args.smoke ? join(work, 'data') : join(ROOT, '..', 'pretrain-data')));
+const outDir = resolve(args.out ?? (args.smoke ? join(work, 'model') : join(ROOT, 'models', 'default')));
+const docsDir = resolve(args.docs ?? (args.smoke ? work : join(ROOT, 'docs')));
+const say = (m: string) => console.log(`[pretrain] ${m}`);
+mkdirSync(work, { recursive: true });
+
+// 1. Corpus. The real run rebuilds it from the registries (prepare.sh is idempotent and skips a finished build);
+// the smoke copies the committed public-domain sample.
+if (!existsSync(join(dataDir, 'corpus', 'train.jsonl'))) {
+  if (args.smoke) {
+    mkdirSync(join(dataDir, 'corpus'), { recursive: true });
+    for (const f of ['train.jsonl', 'heldout.jsonl']) copyFileSync(join(ROOT, 'test', 'fixtures', 'pretrain-sample', f), join(dataDir, 'corpus', f));
+  } else {
+    say(`preparing the corpus in ${dataDir} with ${args.prepare}`);
+    execFileSync('bash', [args.prepare, dataDir], { stdio: 'inherit' });
+  }
+}
+say(`corpus: ${dataDir}/corpus`);
+
+const tokJson = JSON.parse(readFileSync(join(args.tokenizer, 'tokenizer.json'), 'utf8'));
+const tokConfig = JSON.parse(readFileSync(join(args.tokenizer, 'tokenizer_config.json'), 'utf8'));
+const tok = new Tokenizer(tokJson, tokConfig);
+
+// 2. Tokenize once: documents in file order (the corpus is in hash order, so sources come mixed) until the token
+// target, cached as Int32 [count, lengths..., ids...] so a resume is instant; each phase cuts them into
+// [CLS] chunk [SEP] sequences of its length.
+async function documents(file: string, tokenTarget: number, maxDocs = Infinity): Promise<Int32Array[]> {
+  const cache = join(work, `tokens-${file.replace(/\W/g, '_')}-${tokenTarget}-${maxDocs}.i32`);
+  if (existsSync(cache)) {
+    const a = new Int32Array(readFileSync(cache).buffer.slice(0));
+    const out: Int32Array[] = [];
+    let at = 1 + a[0];
+    for (let i = 0; i < a[0]; i++) out.push(a.slice(at, (at += a[1 + i])));
+    return out;
+  }
+  const out: Int32Array[] = [];
+  let tokens = 0;
+  for await (const ex of readExamples(join(dataDir, 'corpus', file), { label: null })) {
+    if (tokens >= tokenTarget || out.length >= maxDocs) break;
+    out.push(Int32Array.from(tok.encode(ex.text, { add_special_tokens: false }).ids));
+    tokens += out.at(-1)!.length;
+  }
+  const a = new Int32Array(1 + out.length + tokens);
+  a[0] = out.length;
+  let at = 1 + out.length;
+  out.forEach((d, i) => {
+    a[1 + i] = d.length;
+    a.set(d, at);
+    at += d.length;
+  });
+  writeAtomic(cache, new Uint8Array(a.buffer));
+  return out;
+}
+
+function chunks(docs: Int32Array[], maxLength: number, firstOnly = false): Sequence[] {
+  const inner = maxLength - 2;
+  const out: Sequence[] = [];
+  for (const d of docs)
+    for (let i = 0; i < d.length && !(firstOnly && i > 0); i += inner) out.push({ ids: Int32Array.from([50281, ...d.subarray(i, i + inner), 50282]) });
+  return out;
+}
+
+const t0 = Date.now();
+const trainDocs = await documents('train.jsonl', RECIPE.trainTokens);
+const train1 = chunks(trainDocs, RECIPE.p1.maxLength);
+// The long-context phase trains on the chunks that are at least half its length (long documents).
+const train2 = chunks(trainDocs, RECIPE.p2.maxLength).filter((s) => s.ids.length >= RECIPE.p2.maxLength / 2);
+// Held out: the first chunk of each of the first documents (whole documents, never trained on).
+const heldout = chunks(await documents('heldout.jsonl', Infinity, RECIPE.heldoutDocs), RECIPE.evalLength, !args.smoke);
+const count = (s: Sequence[]) => s.reduce((n, q) => n + q.ids.length, 0);
+say(`tokenized in ${((Date.now() - t0) / 1000).toFixed(1)} s: phase 1 ${train1.length} sequences / ${count(train1)} tokens, phase 2 ${train2.length} long sequences / ${count(train2)} tokens, held-out ${heldout.length} / ${count(heldout)} tokens`);
+if (train2.length === 0) throw new Error(`no training document reaches ${RECIPE.p2.maxLength / 2} tokens for the long-context phase`);
+
+// Unigram-frequency baseline on the same held-out tokens: predict the most frequent training token (accuracy),
+// and the add-one-smoothed unigram distribution (loss). Masked positions are a uniform sample of these tokens.
+function unigramBaseline(): { loss: number; accuracy: number } {
+  const V = 50368;
+  const counts = new Float64Array(V).fill(1);
+  for (const s of train1) for (const id of s.ids) if (!SPECIAL.includes(id)) counts[id]++;
+  const total = counts.reduce((a, b) => a + b, 0);
+  let top = 0;
+  for (let i = 1; i < V; i++) if (counts[i] > counts[top]) top = i;
+  let nll = 0;
+  let n = 0;
+  let hit = 0;
+  for (const s of heldout)
+    for (const id of s.ids) {
+      if (SPECIAL.includes(id)) continue;
+      nll -= Math.log(counts[id] / total);
+      hit += id === top ? 1 : 0;
+      n++;
+    }
+  return { loss: nll / n, accuracy: hit / n };
+}
+const baseline = unigramBaseline();
+say(`unigram baseline on held-out: loss ${baseline.loss.toFixed(4)}, accuracy ${baseline.accuracy.toFixed(4)}`);
+
+const curvePath = join(work, 'curve.jsonl');
+const throughput: number[] = [];
+
+/** One training phase in WORK/name; resumes from its latest checkpoint; skipped when already DONE. */
+async function phase(name: string, config: ModernBertConfig, from: string | null, train: Sequence[], p: typeof RECIPE.p2 & { bsw?: typeof RECIPE.p1.bsw }, tokensBefore: () => number): Promise<string> {
+  const dir = join(work, name);
+  if (existsSync(join(dir, 'DONE'))) return dir;
+  const model = ModernBertForMaskedLM.fromConfig(config, { seed: RECIPE.seed });
+  if (from) loadParametersInto(model, from);
+  const resumeFrom = existsSync(dir) ? latestCheckpoint(dir) : null;
+  say(resumeFrom ? `${name}: resuming from ${resumeFrom}` : `${name}: starting (${from ? `from ${from}` : 'fresh init'})`);
+  const trainer = new Trainer(model, train, heldout, {
+    outputDir: dir, maxSteps: p.steps, maxTokensPerBatch: p.budget, batchSizeWarmup: p.bsw, optimizer: 'stable-adamw', lr: p.lr,
+    weightDecay: 1e-5, betas: [0.9, 0.98], eps: 1e-6, schedule: { type: 'wsd', warmupSteps: p.warmup, decaySteps: p.decay },
+    evalEvery: p.evalEvery, saveEvery: p.saveEvery, saveTotalLimit: 2, seed: RECIPE.seed, masking: MASKING, evalMaskProbability: 0.15,
+    tokenizerDir: args.tokenizer, resumeFrom: resumeFrom ?? undefined, progress: process.stderr.isTTY,
+    onLog: (r: LogRecord) => {
+      if (r.type === 'train') {
+        throughput.push(r.tokens_per_s as number);
+        if ((r.step as number) % 10 === 0) say(`${name} step ${r.step}/${p.steps} loss ${(r.loss as number).toFixed(4)} lr ${(r.lr as number).toExponential(2)} ${r.tokens_per_s} tok/s`);
+      } else {
+        const row = { phase: name, step: r.step, tokens: tokensBefore() + trainer.state.tokensSeen, eval_loss: r.eval_loss, mlm_accuracy: r.mlm_accuracy, unigram_loss: baseline.loss, unigram_accuracy: baseline.accuracy };
+        writeFileSync(curvePath, `${JSON.stringify(row)}\n`, { flag: 'a' });
+        say(`${name} eval at step ${r.step}: loss ${(r.eval_loss as number).toFixed(4)} accuracy ${(r.mlm_accuracy as number).toFixed(4)} (unigram ${baseline.loss.toFixed(4)} / ${baseline.accuracy.toFixed(4)})`);
+      }
+    },
+  });
+  await trainer.fit();
+  writeFileAtomic(join(dir, 'DONE'), `${JSON.stringify(trainer.state)}\n`);
+  return dir;
+}
+
+const tokensOf = (dir: string) => (existsSync(join(dir, 'DONE')) ? (JSON.parse(readFileSync(join(dir, 'DONE'), 'utf8')).tokensSeen as number) : 0);
+const phase1Config = presetConfig(RECIPE.preset, { global_rope_theta: 10000, max_position_embeddings: RECIPE.p1.maxLength });
+const phase2Config = presetConfig(RECIPE.preset, { global_rope_theta: 160000, max_position_embeddings: 8192 });
+const p1 = await phase('phase1', phase1Config, null, train1, RECIPE.p1, () => 0);
+const p2 = await phase('phase2', phase2Config, p1, train2, RECIPE.p2, () => tokensOf(p1));
+
+// 5. Export: bf16 weights (HF names; the tied decoder omitted as HF saves it), config, tokenizer files.
+mkdirSync(outDir, { recursive: true });
+const final = await ModernBertForMaskedLM.fromPretrained(p2);
+const tensors = new Map<string, TensorToWrite>();
+let params = 0;
+for (const [n, p] of final.namedParameters()) {
+  tensors.set(n, { dtype: 'BF16', shape: [...p.shape], data: p.data });
+  params += p.data.length;
+}
+writeSafetensors(join(outDir, 'model.safetensors'), tensors, { format: 'pt' });
+writeFileAtomic(join(outDir, 'config.json'), `${JSON.stringify({ ...phase2Config.toJSON(), architectures: ['ModernBertForMaskedLM'], torch_dtype: 'bfloat16' }, null, 2)}\n`);
+for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'])
+  if (existsSync(join(args.tokenizer, f))) copyFileSync(join(args.tokenizer, f), join(outDir, f));
+
+// Reload the export (as a user would) and fill masks in held-out-style sentences fixed before training.
+const { pipeline } = await import('../src/pipelines/registry.js');
+const fill = await pipeline('fill-mask', outDir);
+const PROBES = [
+  'The President shall from time to time give to the Congress information of the State of the [MASK].',
+  'And God said, Let there be [MASK]: and there was light.',
+  'The function returns an error if the file does not [MASK].',
+  'Call me Ishmael. Some years ago I went to [MASK].',
+];
+const fillMask: { text: string; top: string[] }[] = [];
+for (const text of PROBES) {
+  const preds = (await fill(text, { topK: 5 })) as { tokenStr: string; score: number }[];
+  fillMask.push({ text, top: preds.map((p) => `${p.tokenStr.trim()} (${p.score.toFixed(3)})`) });
+  say(`fill-mask: ${text} → ${fillMask.at(-1)!.top.join(', ')}`);
+}
+
+const curve = readFileSync(curvePath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
+mkdirSync(docsDir, { recursive: true });
+const curveName = args.smoke ? 'curve' : 'pretrain-default-curve';
+writeFileAtomic(join(docsDir, `${curveName}.jsonl`), `${curve.map((r) => JSON.stringify(r)).join('\n')}\n`);
+writeAtomic(join(docsDir, `${curveName}.png`), plotCurvesPng(curve));
+const last = curve.at(-1)!;
+const median = throughput.length ? [...throughput].sort((a, b) => a - b)[throughput.length >> 1] : null;
+writeFileAtomic(join(outDir, 'README.md'), modelCard({
+  recipe: RECIPE, config: phase2Config, params, trainTokens: tokensOf(p1) + tokensOf(p2), baseline, last, fillMask,
+  medianTokensPerSecond: median, curvePng: `${curveName}.png`, smoke: args.smoke,
+}));
+say(`exported ${outDir} (${params} parameters, bf16); held-out loss ${Number(last.eval_loss).toFixed(4)} accuracy ${Number(last.mlm_accuracy).toFixed(4)}; curve ${docsDir}/${curveName}.png`);
+
+// Transfer evaluation: the same fine-tuning from the pretrained weights and from a random init.
+if (args.transfer) {
+  const setDir = resolve(args.transfer);
+  const names = JSON.parse(readFileSync(join(setDir, 'labels.json'), 'utf8')) as string[];
+  const id2label = Object.fromEntries(names.map((n, i) => [String(i), n]));
+  const label2id = Object.fromEntries(names.map((n, i) => [n, i]));
+  const enc = { task: 'sequence-classification' as const, maxLength: 128, clsTokenId: 50281, sepTokenId: 50282, label2id };
+  const tr = await collectAll(encodeExamples(readExamples(join(setDir, 'train.jsonl')), tok, enc));
+  const te = await collectAll(encodeExamples(readExamples(join(setDir, 'test.jsonl')), tok, enc));
+  const results: Record<string, Record<string, number>> = {};
+  for (const init of ['pretrained', 'random']) {
+    const model = init === 'pretrained'
+      ? await ModernBertForSequenceClassification.fromPretrained(outDir, { id2label, problemType: 'single_label_classification' })
+      : ModernBertForSequenceClassification.fromConfig(new ModernBertConfig({ ...phase2Config.toJSON(), id2label, label2id, problem_type: 'single_label_classification' }), { seed: RECIPE.seed });
+    const trainer = new Trainer(model, tr, te, {
+      outputDir: join(work, `transfer-${init}`), epochs: args.smoke ? 1 : 3, maxTokensPerBatch: 2048, lr: 1e-4, weightDecay: 0.01,
+      schedule: { type: 'linear', warmupSteps: 10 }, seed: RECIPE.seed, progress: process.stderr.isTTY, tokenizerDir: args.tokenizer,
+    });
+    await trainer.fit();
+    results[init] = trainer.evaluate();
+    say(`transfer (${init}): ${JSON.stringify(results[init])}`);
+  }
+  const counts = names.map((_, c) => te.filter((s) => s.label === c).length);
+  const report = { set: setDir, train: tr.length, test: te.length, majority: Math.max(...counts) / te.length, ...results };
+  writeFileAtomic(join(docsDir, args.smoke ? 'transfer.json' : 'pretrain-default-transfer.json'), `${JSON.stringify(report, null, 2)}\n`);
+}
