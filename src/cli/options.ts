@@ -29,6 +29,8 @@ export interface CliCommand {
   options: CliOption[];
   /** Shown after the options in --help. */
   examples?: string[];
+  /** Why the examples cannot run in test/docs/examples.test.ts (a server, Redis): docs/cli.md marks them not-tested. */
+  examplesNotTested?: string;
   run(args: string[], options: Record<string, unknown>): Promise<void>;
 }
 

@@ -26,7 +26,8 @@ export type Reply<R> = { id: number; ok: true; body: R } | { id: number; ok: fal
  */
 function startWorker(url: URL, workerData: unknown): Worker {
   if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData });
-  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
+  // An eval'd worker resolves bare names from the current folder, which need not hold tsx: resolve it from here.
+  const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
   return new Worker(boot, { eval: true, workerData });
 }
 

@@ -28,6 +28,7 @@ function render(): string {
     out.push(`## \`modernbert ${c.name}${c.args ? ` ${c.args}` : ''}\``, '', `${c.description[0].toUpperCase()}${c.description.slice(1)}.`, '');
     out.push('| option | description | default |', '| --- | --- | --- |');
     for (const o of c.options) out.push(`| \`${o.flags}\` | ${o.description.replaceAll('|', '\\|')} | ${o.default === undefined ? '' : `\`${o.default}\``} |`);
+    if (c.examplesNotTested) out.push('', `<!-- not-tested: ${c.examplesNotTested} -->`);
     if (c.examples) out.push('', '```sh', ...c.examples.map((e) => `$ ${e}`), '```');
     out.push('');
   }

@@ -17,6 +17,7 @@ export const enqueueCommand: CliCommand = {
     { flags: '--normalize', description: 'scale each vector to unit length' },
     { flags: '--no-truncate', description: 'fail a job holding a text over the model limit instead of truncating it' },
   ],
+  examplesNotTested: 'needs a Redis server',
   examples: ['modernbert enqueue --queue corpus -i corpus.jsonl -o /shared/embeddings --normalize'],
   async run(_args, o) {
     for (const k of ['queue', 'input', 'output'] as const) if (typeof o[k] !== 'string') throw new InputError(`enqueue needs --${k}`);

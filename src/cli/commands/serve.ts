@@ -34,6 +34,7 @@ export const serveCommand: CliCommand = {
     { flags: '--api-key <key>', description: 'require "Authorization: Bearer <key>" on every route but /health (default: $MODERNBERT_API_KEY)' },
     { flags: '--log', description: 'log every request (JSON lines on stdout)' },
   ],
+  examplesNotTested: 'starts a server that runs until stopped',
   examples: [
     'modernbert serve -m ./my-embedder --port 8080',
     'curl -s localhost:8080/embed -H "content-type: application/json" -d \'{"inputs": ["a text", "another"]}\'',

@@ -17,6 +17,7 @@ export const workerCommand: CliCommand = {
     { flags: '--stalled-interval <ms>', description: 'how often to look for such stalled jobs', default: 30000, parse: positiveInt('--stalled-interval') },
     { flags: '--exit-when-empty', description: 'exit once no job is waiting, delayed or running' },
   ],
+  examplesNotTested: 'needs a Redis server',
   examples: ['modernbert worker -m ./my-embedder --queue corpus --redis redis://10.0.0.5:6379'],
   async run(_args, o) {
     if (typeof o.queue !== 'string') throw new InputError('worker needs --queue NAME');
