@@ -79,7 +79,7 @@ describe('retrieval CLI (spawned)', () => {
     const d = model.encode(DOCS.map((x) => `${x.title} ${x.text}`), { isQuery: false });
     const q = model.encode(QUERIES);
     const path = join(tmp, 'cb.mbx');
-    const built = await cli(['index', 'build', join(tmp, 'corpus.jsonl'), '-m', cb, '-o', path, '--dtype', 'int8']);
+    const built = await cli(['index', 'build', join(tmp, 'corpus.jsonl'), '-m', cb, '-o', path, '--vector-dtype', 'int8']);
     assert.equal(built.code, 0, built.stderr);
     const r = await cli(['search', '--index', path, ...QUERIES, '-k', '3', '--json']);
     assert.equal(r.code, 0, r.stderr);

@@ -12,7 +12,7 @@ export const indexBuildCommand: CliCommand = {
   options: [
     ...MODEL_OPTIONS,
     { flags: '-o, --output <file>', description: 'index file to write (an HNSW graph goes beside it as <file>.hnsw)' },
-    { flags: '--dtype <type>', description: 'stored vectors: float32, or int8 (per-vector scale, 4x smaller)', default: 'float32', parse: oneOf('--dtype', ['float32', 'int8'] as const) },
+    { flags: '--vector-dtype <type>', description: 'stored vectors: float32, or int8 (per-vector scale, 4x smaller)', default: 'float32', parse: oneOf('--vector-dtype', ['float32', 'int8'] as const) },
     { flags: '--hnsw', description: 'also build an HNSW graph for approximate search (hnswlib)' },
     { flags: '--hnsw-m <n>', description: 'HNSW graph degree (M)', default: 16, parse: positiveInt('--hnsw-m') },
     { flags: '--ef-construction <n>', description: 'HNSW candidate list while building', default: 200, parse: positiveInt('--ef-construction') },
@@ -32,7 +32,7 @@ export const indexBuildCommand: CliCommand = {
     const bar = embedProgress('embedding');
     const texts = corpus.map((r) => r.text);
     const ids = corpus.map((r) => r.id);
-    const dtype = o.dtype as VectorDtype;
+    const dtype = o.vectorDtype as VectorDtype;
     let index: VectorIndex;
     try {
       if (isMulti(embedder)) {

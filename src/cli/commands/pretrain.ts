@@ -32,6 +32,7 @@ export const pretrainCommand: CliCommand = {
     { flags: '--shuffle-buffer <n>', description: 'sequences held for shuffling the streamed corpus', default: 10000, parse: positiveInt('--shuffle-buffer') },
     ...hyperParameterOptions({ lr: 8e-4, optimizer: 'stableadamw', schedule: 'wsd', maskProb: 0.3 }),
   ],
+  examplesNotTested: 'pretrains for hours on a real corpus; test/cli/train-cli.test.ts runs the command on tiny data',
   examples: [
     'modernbert pretrain corpus/train.jsonl --config small --tokenizer ./tokenizer --steps 1000 --batch-tokens 4096 --batch-warmup 1:2:1000000 --warmup 50 --decay-steps 150 --save-every 25 --eval corpus/heldout.jsonl --eval-every 50 -o ./run',
     'modernbert pretrain corpus/train.jsonl -m ./run --rope-theta 160000 --max-length 2048 --batch-tokens 8192 --steps 60 --lr 3e-4 -o ./run-long',

@@ -50,6 +50,7 @@ export const trainCommand: CliCommand = {
     { flags: '--epochs <n>', description: 'passes over the training data', default: 1, parse: positiveInt('--epochs') },
     ...hyperParameterOptions({ lr: 5e-5, optimizer: 'adamw', schedule: 'linear', maskProb: 0.3 }),
   ],
+  examplesNotTested: 'fine-tunes for minutes on a real data set; test/cli/train-cli.test.ts runs the command on tiny data',
   examples: [
     'modernbert train -m ./ModernBERT-base --train train.jsonl --eval test.jsonl --epochs 3 --lr 5e-5 --warmup 100 --eval-every 200 -o ./sentiment',
     'modernbert train -m ./ModernBERT-base --task token-classification --train pos.jsonl --text-column tokens --label-column upos -o ./pos',
