@@ -71,6 +71,21 @@ describe('modernbert CLI (spawned)', () => {
     assert.match(bad.stderr, /modernbert: error: input 0 has no \[MASK\] token/);
   });
 
+  it('--dtype bf16 runs the model in bf16 (what the pipeline gives with dtype bf16); another dtype exits 2', async () => {
+    const [r, bad] = await Promise.all([
+      cli(['embed', '-m', mlm, '--dtype', 'bf16', 'the cat sat']),
+      cli(['embed', '-m', mlm, '--dtype', 'fp16', 'the cat sat']),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const [bf16, f32] = await Promise.all([pipeline('feature-extraction', mlm, { dtype: 'bf16' }), pipeline('feature-extraction', mlm)]);
+    const want = Array.from((await bf16('the cat sat', { pooling: 'mean' })).data);
+    const got = jsonLines(r.stdout)[0].embedding as number[];
+    assert.deepEqual(got.map(Math.fround), want);
+    assert.notDeepEqual(want, Array.from((await f32('the cat sat', { pooling: 'mean' })).data), 'bf16 differs from float32');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--dtype must be one of float32, bf16/);
+  });
+
   it('embed: texts from a .jsonl file to an .npy matrix (atomic), and JSON lines from stdin', async () => {
     const input = join(tmp, 'in.jsonl');
     writeFileSync(input, ['"the cat"', '{"text": "a dog ran"}', '"x"'].join('\n'));

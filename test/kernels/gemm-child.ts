@@ -76,6 +76,19 @@ for (const [M, N, K] of SHAPES)
       cases++;
       if (!(e <= 1)) failures.push(`gemmBf16 ${M}x${N}x${K} beta=${beta} bias=${withBias}: ${e.toFixed(1)}× tolerance`);
     }
+// The model's Linear interface (Kernels.packLinear/linear): the native implementation against the reference's,
+// per dtype, with the same tolerance (both round A and W to bf16 identically; only accumulation order differs).
+for (const [M, N, K] of SHAPES)
+  for (const dtype of ['float32', 'bf16'] as const)
+    for (const beta of [0, 1] as const) {
+      const A = random(M * K), W = random(N * K), bias = random(N), C0 = random(M * N);
+      const got = C0.slice(), want = C0.slice();
+      nativeKernels.linear(got, A, nativeKernels.packLinear(W, N, K, dtype), bias, M, beta);
+      referenceKernels.linear(want, A, referenceKernels.packLinear(W, N, K, dtype), bias, M, beta);
+      const e = maxExcess(got, want, K);
+      cases++;
+      if (!(e <= 1)) failures.push(`linear ${dtype} ${M}x${N}x${K} beta=${beta}: ${e.toFixed(1)}× tolerance`);
+    }
 // beta = 0 must not read C: NaN left in the output buffer may not leak into the result.
 for (const [M, N, K] of [[33, 65, 17], [257, 300, 129]]) {
   const A = random(M * K), W = random(N * K);

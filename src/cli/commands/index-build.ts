@@ -10,7 +10,10 @@ export const indexBuildCommand: CliCommand = {
   args: '<corpus>',
   description: 'embed a JSONL corpus ({"_id", "title", "text"} per line) in packed batches and write a search index',
   options: [
-    ...MODEL_OPTIONS,
+    // --dtype is the stored vectors' type here, so the model's precision is --model-dtype.
+    ...MODEL_OPTIONS.map((m) => (m.flags.startsWith('--dtype')
+      ? { ...m, flags: '--model-dtype <dtype>', parse: oneOf('--model-dtype', ['float32', 'bf16'] as const) }
+      : m)),
     { flags: '-o, --output <file>', description: 'index file to write (an HNSW graph goes beside it as <file>.hnsw)' },
     { flags: '--vector-dtype <type>', description: 'stored vectors: float32, or int8 (per-vector scale, 4x smaller)', default: 'float32', parse: oneOf('--vector-dtype', ['float32', 'int8'] as const) },
     { flags: '--hnsw', description: 'also build an HNSW graph for approximate search (hnswlib)' },
@@ -25,7 +28,7 @@ export const indexBuildCommand: CliCommand = {
   async run(args, o) {
     const output = o.output as string | undefined;
     if (!output) throw new InputError('index build needs --output FILE');
-    const { model, ...options } = pipelineOptions(o);
+    const { model, ...options } = pipelineOptions({ ...o, dtype: o.modelDtype });
     const corpus = readCorpus(args[0], { id: o.idField as string | undefined, text: o.textField as string });
     const embedder = await loadEmbedder(model, options, { documentPromptName: o.promptName as string | undefined, batchSize: o.batchSize as number });
     const started = performance.now();
