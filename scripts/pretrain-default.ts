@@ -48,9 +48,9 @@ const MASKING = { maskTokenId: 50284, specialIds: SPECIAL, probability: 0.3 };
 /** The recipe, scaled down: the real run and the smoke share every stage, only the numbers differ. */
 const RECIPE = args.smoke
   ? {
-    preset: 'tiny', trainTokens: 60_000, heldoutDocs: 8, evalLength: 128, seed: 0,
-    p1: { maxLength: 128, budget: 1024, steps: 40, lr: 3e-3, warmup: 4, decay: 8, bsw: { start: 1, end: 2, warmupTokens: 10_000 }, evalEvery: 10, saveEvery: 8 },
-    p2: { maxLength: 2048, budget: 2048, steps: 4, lr: 1e-3, warmup: 1, decay: 2, evalEvery: 4, saveEvery: 2 },
+    preset: 'tiny', trainTokens: 40_000, heldoutDocs: 8, evalLength: 128, seed: 0,
+    p1: { maxLength: 128, budget: 512, steps: 24, lr: 3e-3, warmup: 3, decay: 6, bsw: { start: 1, end: 2, warmupTokens: 5_000 }, evalEvery: 8, saveEvery: 6 },
+    p2: { maxLength: 2048, budget: 2048, steps: 2, lr: 1e-3, warmup: 1, decay: 1, evalEvery: 2, saveEvery: 2 },
   }
   : {
     preset: 'small', trainTokens: 9_000_000, heldoutDocs: 64, evalLength: 512, seed: 0,
@@ -226,7 +226,13 @@ for (const text of PROBES) {
   say(`fill-mask: ${text} → ${fillMask.at(-1)!.top.join(', ')}`);
 }
 
-const curve = readFileSync(curvePath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
+// A resumed phase re-evaluates the steps after its checkpoint: keep the last row per (phase, step), in order.
+const rows = new Map<string, Record<string, number | string>>();
+for (const l of readFileSync(curvePath, 'utf8').trim().split('\n')) {
+  const r = JSON.parse(l) as Record<string, number | string>;
+  rows.set(`${r.phase}/${r.step}`, r);
+}
+const curve = [...rows.values()].sort((a, b) => String(a.phase).localeCompare(String(b.phase)) || Number(a.step) - Number(b.step));
 mkdirSync(docsDir, { recursive: true });
 const curveName = args.smoke ? 'curve' : 'pretrain-default-curve';
 writeFileAtomic(join(docsDir, `${curveName}.jsonl`), `${curve.map((r) => JSON.stringify(r)).join('\n')}\n`);
