@@ -5,7 +5,8 @@
  *
  *   npm run pretrain:default [-- --data DIR --work DIR]   the real run (hours; see models/default/README.md)
  *   npm run pretrain:smoke [-- --work DIR]                the same pipeline in about a minute (a committed sample)
- *   ... --transfer SET_DIR                                after export: fine-tune pretrained vs random init
+ *   ... --transfer SET_DIR [--transfer-max N]             after export: fine-tune pretrained vs random init
+ *                                                         (N: first N training examples), report both
  *
  * Stages: 1. corpus (../shared/data/prepare.sh DATA, or the sample), 2. tokenize (cached in WORK),
  * 3. phase 1 at 512 tokens (global RoPE theta 10k), 4. phase 2 at 2048 tokens (global theta 160k),
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
     tokenizer: { type: 'string', default: join(ROOT, '..', 'shared', 'tokenizer', 'modernbert') },
     prepare: { type: 'string', default: join(ROOT, '..', 'shared', 'data', 'prepare.sh') },
     transfer: { type: 'string' },
+    'transfer-max': { type: 'string' },
   },
 });
 
@@ -54,8 +56,10 @@ const RECIPE = args.smoke
   }
   : {
     preset: 'small', trainTokens: 9_000_000, heldoutDocs: 64, evalLength: 512, seed: 0,
-    // ~8 M tokens: micro-batches of 4096 tokens, the batch growing from 1 to 2 of them over the first 1 M tokens.
-    p1: { maxLength: 512, budget: 4096, steps: 1000, lr: 1e-3, warmup: 50, decay: 150, bsw: { start: 1, end: 2, warmupTokens: 1_000_000 }, evalEvery: 50, saveEvery: 25 },
+    // ~6.2 M tokens: micro-batches of 4096 tokens, the batch growing from 1 to 2 of them over the first 1 M tokens.
+    // Measured on the shared 2-core machine: 450-650 tokens/s for this size (see docs/pretraining.md), so
+    // about 3-4 hours; a checkpoint every 25 steps (~5-7 min), the run resumes when re-run.
+    p1: { maxLength: 512, budget: 4096, steps: 800, lr: 1e-3, warmup: 40, decay: 120, bsw: { start: 1, end: 2, warmupTokens: 1_000_000 }, evalEvery: 50, saveEvery: 25 },
     // ~0.5 M tokens at 2048 tokens per sequence, 4 sequences per step.
     p2: { maxLength: 2048, budget: 8192, steps: 60, lr: 3e-4, warmup: 5, decay: 30, evalEvery: 20, saveEvery: 10 },
   };
@@ -252,7 +256,8 @@ if (args.transfer) {
   const id2label = Object.fromEntries(names.map((n, i) => [String(i), n]));
   const label2id = Object.fromEntries(names.map((n, i) => [n, i]));
   const enc = { task: 'sequence-classification' as const, maxLength: 128, clsTokenId: 50281, sepTokenId: 50282, label2id };
-  const tr = await collectAll(encodeExamples(readExamples(join(setDir, 'train.jsonl')), tok, enc));
+  const maxTrain = args['transfer-max'] ? Number(args['transfer-max']) : Infinity;
+  const tr = (await collectAll(encodeExamples(readExamples(join(setDir, 'train.jsonl')), tok, enc))).slice(0, maxTrain);
   const te = await collectAll(encodeExamples(readExamples(join(setDir, 'test.jsonl')), tok, enc));
   const results: Record<string, Record<string, number>> = {};
   for (const init of ['pretrained', 'random']) {
@@ -261,7 +266,7 @@ if (args.transfer) {
       : ModernBertForSequenceClassification.fromConfig(new ModernBertConfig({ ...phase2Config.toJSON(), id2label, label2id, problem_type: 'single_label_classification' }), { seed: RECIPE.seed });
     const trainer = new Trainer(model, tr, te, {
       outputDir: join(work, `transfer-${init}`), epochs: args.smoke ? 1 : 3, maxTokensPerBatch: 2048, lr: 1e-4, weightDecay: 0.01,
-      schedule: { type: 'linear', warmupSteps: 10 }, seed: RECIPE.seed, progress: process.stderr.isTTY, tokenizerDir: args.tokenizer,
+      schedule: { type: 'linear', warmupSteps: args.smoke ? 0 : 10 }, seed: RECIPE.seed, progress: process.stderr.isTTY, tokenizerDir: args.tokenizer,
     });
     await trainer.fit();
     results[init] = trainer.evaluate();
