@@ -163,7 +163,6 @@ const baseline = unigramBaseline();
 say(`unigram baseline on held-out: loss ${baseline.loss.toFixed(4)}, accuracy ${baseline.accuracy.toFixed(4)}`);
 
 const curvePath = join(work, 'curve.jsonl');
-const throughput: number[] = [];
 
 /** One training phase in WORK/name; resumes from its latest checkpoint; skipped when already DONE. */
 async function phase(name: string, config: ModernBertConfig, from: string | null, train: Sequence[], p: typeof RECIPE.p2 & { bsw?: typeof RECIPE.p1.bsw }, tokensBefore: () => number): Promise<string> {
@@ -180,7 +179,6 @@ async function phase(name: string, config: ModernBertConfig, from: string | null
     tokenizerDir: args.tokenizer, resumeFrom: resumeFrom ?? undefined, progress: process.stderr.isTTY,
     onLog: (r: LogRecord) => {
       if (r.type === 'train') {
-        throughput.push(r.tokens_per_s as number);
         if ((r.step as number) % 10 === 0) say(`${name} step ${r.step}/${p.steps} loss ${(r.loss as number).toFixed(4)} lr ${(r.lr as number).toExponential(2)} ${r.tokens_per_s} tok/s`);
       } else {
         const row = { phase: name, step: r.step, tokens: tokensBefore() + trainer.state.tokensSeen, eval_loss: r.eval_loss, mlm_accuracy: r.mlm_accuracy, unigram_loss: baseline.loss, unigram_accuracy: baseline.accuracy };
@@ -212,7 +210,8 @@ for (const [n, p] of final.namedParameters()) {
 writeSafetensors(join(outDir, 'model.safetensors'), tensors, { format: 'pt' });
 writeFileAtomic(join(outDir, 'config.json'), `${JSON.stringify({ ...phase2Config.toJSON(), architectures: ['ModernBertForMaskedLM'], torch_dtype: 'bfloat16' }, null, 2)}\n`);
 for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'])
-  if (existsSync(join(args.tokenizer, f))) copyFileSync(join(args.tokenizer, f), join(outDir, f));
+  // Contents, not the file mode: the shared tokenizer files are read-only, and a re-export must overwrite them.
+  if (existsSync(join(args.tokenizer, f))) writeFileSync(join(outDir, f), readFileSync(join(args.tokenizer, f)));
 
 // Reload the export (as a user would) and fill masks in held-out-style sentences fixed before training.
 const { pipeline } = await import('../src/pipelines/registry.js');
@@ -242,10 +241,15 @@ const curveName = args.smoke ? 'curve' : 'pretrain-default-curve';
 writeFileAtomic(join(docsDir, `${curveName}.jsonl`), `${curve.map((r) => JSON.stringify(r)).join('\n')}\n`);
 writeAtomic(join(docsDir, `${curveName}.png`), plotCurvesPng(curve));
 const last = curve.at(-1)!;
-const median = throughput.length ? [...throughput].sort((a, b) => a - b)[throughput.length >> 1] : null;
+// Compute from the phases' step logs (every session's steps, resumed ones included): the median step
+// throughput and the summed step time.
+const steps = [p1, p2].flatMap((dir) => readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LogRecord).filter((r) => r.type === 'train'));
+const rates = steps.map((r) => Number(r.tokens_per_s)).sort((a, b) => a - b);
+const median = rates.length ? rates[rates.length >> 1] : null;
+const trainHours = steps.reduce((h, r) => h + Number(r.tokens) / Math.max(1, Number(r.tokens_per_s)), 0) / 3600;
 writeFileAtomic(join(outDir, 'README.md'), modelCard({
   recipe: RECIPE, config: phase2Config, params, trainTokens: tokensOf(p1) + tokensOf(p2), baseline, last, fillMask,
-  medianTokensPerSecond: median, curvePng: `${curveName}.png`, smoke: args.smoke,
+  medianTokensPerSecond: median, trainHours, curvePng: `${curveName}.png`, smoke: args.smoke,
 }));
 say(`exported ${outDir} (${params} parameters, bf16); held-out loss ${Number(last.eval_loss).toFixed(4)} accuracy ${Number(last.mlm_accuracy).toFixed(4)}; curve ${docsDir}/${curveName}.png`);
 
