@@ -13,7 +13,7 @@
  * 5. export bf16 safetensors + config + tokenizer + model card, learning curve JSONL and PNG.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -171,6 +171,8 @@ async function phase(name: string, config: ModernBertConfig, from: string | null
   const model = ModernBertForMaskedLM.fromConfig(config, { seed: RECIPE.seed });
   if (from) loadParametersInto(model, from);
   const resumeFrom = existsSync(dir) ? latestCheckpoint(dir) : null;
+  // A run killed before its first checkpoint starts over: its step log goes too (the Trainer appends).
+  if (!resumeFrom) rmSync(join(dir, 'log.jsonl'), { force: true });
   say(resumeFrom ? `${name}: resuming from ${resumeFrom}` : `${name}: starting (${from ? `from ${from}` : 'fresh init'})`);
   const trainer = new Trainer(model, train, heldout, {
     outputDir: dir, maxSteps: p.steps, maxTokensPerBatch: p.budget, batchSizeWarmup: p.bsw, optimizer: 'stable-adamw', lr: p.lr,
