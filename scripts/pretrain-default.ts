@@ -5,14 +5,15 @@
  *
  *   npm run pretrain:default [-- --data DIR --work DIR]   the real run (hours; see models/default/README.md)
  *   npm run pretrain:smoke [-- --work DIR]                the same pipeline in about a minute (a committed sample)
- *   ... --transfer SET_DIR                                after export: fine-tune pretrained vs random init
+ *   ... --transfer SET_DIR [--transfer-max N]             after export: fine-tune pretrained vs random init
+ *                                                         (N: first N training examples), report both
  *
  * Stages: 1. corpus (../shared/data/prepare.sh DATA, or the sample), 2. tokenize (cached in WORK),
  * 3. phase 1 at 512 tokens (global RoPE theta 10k), 4. phase 2 at 2048 tokens (global theta 160k),
  * 5. export bf16 safetensors + config + tokenizer + model card, learning curve JSONL and PNG.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
     tokenizer: { type: 'string', default: join(ROOT, '..', 'shared', 'tokenizer', 'modernbert') },
     prepare: { type: 'string', default: join(ROOT, '..', 'shared', 'data', 'prepare.sh') },
     transfer: { type: 'string' },
+    'transfer-max': { type: 'string' },
   },
 });
 
@@ -48,14 +50,16 @@ const MASKING = { maskTokenId: 50284, specialIds: SPECIAL, probability: 0.3 };
 /** The recipe, scaled down: the real run and the smoke share every stage, only the numbers differ. */
 const RECIPE = args.smoke
   ? {
-    preset: 'tiny', trainTokens: 60_000, heldoutDocs: 8, evalLength: 128, seed: 0,
-    p1: { maxLength: 128, budget: 1024, steps: 40, lr: 3e-3, warmup: 4, decay: 8, bsw: { start: 1, end: 2, warmupTokens: 10_000 }, evalEvery: 10, saveEvery: 8 },
-    p2: { maxLength: 2048, budget: 2048, steps: 4, lr: 1e-3, warmup: 1, decay: 2, evalEvery: 4, saveEvery: 2 },
+    preset: 'tiny', trainTokens: 40_000, heldoutDocs: 8, evalLength: 128, seed: 0,
+    p1: { maxLength: 128, budget: 512, steps: 24, lr: 3e-3, warmup: 3, decay: 6, bsw: { start: 1, end: 2, warmupTokens: 5_000 }, evalEvery: 8, saveEvery: 6 },
+    p2: { maxLength: 2048, budget: 2048, steps: 2, lr: 1e-3, warmup: 1, decay: 1, evalEvery: 2, saveEvery: 2 },
   }
   : {
     preset: 'small', trainTokens: 9_000_000, heldoutDocs: 64, evalLength: 512, seed: 0,
-    // ~8 M tokens: micro-batches of 4096 tokens, the batch growing from 1 to 2 of them over the first 1 M tokens.
-    p1: { maxLength: 512, budget: 4096, steps: 1000, lr: 1e-3, warmup: 50, decay: 150, bsw: { start: 1, end: 2, warmupTokens: 1_000_000 }, evalEvery: 50, saveEvery: 25 },
+    // ~6.2 M tokens: micro-batches of 4096 tokens, the batch growing from 1 to 2 of them over the first 1 M tokens.
+    // Measured on the shared 2-core machine: 450-650 tokens/s for this size (see docs/pretraining.md), so
+    // about 3-4 hours; a checkpoint every 25 steps (~5-7 min), the run resumes when re-run.
+    p1: { maxLength: 512, budget: 4096, steps: 800, lr: 1e-3, warmup: 40, decay: 120, bsw: { start: 1, end: 2, warmupTokens: 1_000_000 }, evalEvery: 50, saveEvery: 25 },
     // ~0.5 M tokens at 2048 tokens per sequence, 4 sequences per step.
     p2: { maxLength: 2048, budget: 8192, steps: 60, lr: 3e-4, warmup: 5, decay: 30, evalEvery: 20, saveEvery: 10 },
   };
@@ -159,7 +163,6 @@ const baseline = unigramBaseline();
 say(`unigram baseline on held-out: loss ${baseline.loss.toFixed(4)}, accuracy ${baseline.accuracy.toFixed(4)}`);
 
 const curvePath = join(work, 'curve.jsonl');
-const throughput: number[] = [];
 
 /** One training phase in WORK/name; resumes from its latest checkpoint; skipped when already DONE. */
 async function phase(name: string, config: ModernBertConfig, from: string | null, train: Sequence[], p: typeof RECIPE.p2 & { bsw?: typeof RECIPE.p1.bsw }, tokensBefore: () => number): Promise<string> {
@@ -168,6 +171,8 @@ async function phase(name: string, config: ModernBertConfig, from: string | null
   const model = ModernBertForMaskedLM.fromConfig(config, { seed: RECIPE.seed });
   if (from) loadParametersInto(model, from);
   const resumeFrom = existsSync(dir) ? latestCheckpoint(dir) : null;
+  // A run killed before its first checkpoint starts over: its step log goes too (the Trainer appends).
+  if (!resumeFrom) rmSync(join(dir, 'log.jsonl'), { force: true });
   say(resumeFrom ? `${name}: resuming from ${resumeFrom}` : `${name}: starting (${from ? `from ${from}` : 'fresh init'})`);
   const trainer = new Trainer(model, train, heldout, {
     outputDir: dir, maxSteps: p.steps, maxTokensPerBatch: p.budget, batchSizeWarmup: p.bsw, optimizer: 'stable-adamw', lr: p.lr,
@@ -176,7 +181,6 @@ async function phase(name: string, config: ModernBertConfig, from: string | null
     tokenizerDir: args.tokenizer, resumeFrom: resumeFrom ?? undefined, progress: process.stderr.isTTY,
     onLog: (r: LogRecord) => {
       if (r.type === 'train') {
-        throughput.push(r.tokens_per_s as number);
         if ((r.step as number) % 10 === 0) say(`${name} step ${r.step}/${p.steps} loss ${(r.loss as number).toFixed(4)} lr ${(r.lr as number).toExponential(2)} ${r.tokens_per_s} tok/s`);
       } else {
         const row = { phase: name, step: r.step, tokens: tokensBefore() + trainer.state.tokensSeen, eval_loss: r.eval_loss, mlm_accuracy: r.mlm_accuracy, unigram_loss: baseline.loss, unigram_accuracy: baseline.accuracy };
@@ -208,7 +212,8 @@ for (const [n, p] of final.namedParameters()) {
 writeSafetensors(join(outDir, 'model.safetensors'), tensors, { format: 'pt' });
 writeFileAtomic(join(outDir, 'config.json'), `${JSON.stringify({ ...phase2Config.toJSON(), architectures: ['ModernBertForMaskedLM'], torch_dtype: 'bfloat16' }, null, 2)}\n`);
 for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'])
-  if (existsSync(join(args.tokenizer, f))) copyFileSync(join(args.tokenizer, f), join(outDir, f));
+  // Contents, not the file mode: the shared tokenizer files are read-only, and a re-export must overwrite them.
+  if (existsSync(join(args.tokenizer, f))) writeFileSync(join(outDir, f), readFileSync(join(args.tokenizer, f)));
 
 // Reload the export (as a user would) and fill masks in held-out-style sentences fixed before training.
 const { pipeline } = await import('../src/pipelines/registry.js');
@@ -226,16 +231,27 @@ for (const text of PROBES) {
   say(`fill-mask: ${text} → ${fillMask.at(-1)!.top.join(', ')}`);
 }
 
-const curve = readFileSync(curvePath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
+// A resumed phase re-evaluates the steps after its checkpoint: keep the last row per (phase, step), in order.
+const rows = new Map<string, Record<string, number | string>>();
+for (const l of readFileSync(curvePath, 'utf8').trim().split('\n')) {
+  const r = JSON.parse(l) as Record<string, number | string>;
+  rows.set(`${r.phase}/${r.step}`, r);
+}
+const curve = [...rows.values()].sort((a, b) => String(a.phase).localeCompare(String(b.phase)) || Number(a.step) - Number(b.step));
 mkdirSync(docsDir, { recursive: true });
 const curveName = args.smoke ? 'curve' : 'pretrain-default-curve';
 writeFileAtomic(join(docsDir, `${curveName}.jsonl`), `${curve.map((r) => JSON.stringify(r)).join('\n')}\n`);
 writeAtomic(join(docsDir, `${curveName}.png`), plotCurvesPng(curve));
 const last = curve.at(-1)!;
-const median = throughput.length ? [...throughput].sort((a, b) => a - b)[throughput.length >> 1] : null;
+// Compute from the phases' step logs (every session's steps, resumed ones included): the median step
+// throughput and the summed step time.
+const steps = [p1, p2].flatMap((dir) => readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LogRecord).filter((r) => r.type === 'train'));
+const rates = steps.map((r) => Number(r.tokens_per_s)).sort((a, b) => a - b);
+const median = rates.length ? rates[rates.length >> 1] : null;
+const trainHours = steps.reduce((h, r) => h + Number(r.tokens) / Math.max(1, Number(r.tokens_per_s)), 0) / 3600;
 writeFileAtomic(join(outDir, 'README.md'), modelCard({
   recipe: RECIPE, config: phase2Config, params, trainTokens: tokensOf(p1) + tokensOf(p2), baseline, last, fillMask,
-  medianTokensPerSecond: median, curvePng: `${curveName}.png`, smoke: args.smoke,
+  medianTokensPerSecond: median, trainHours, curvePng: `${curveName}.png`, smoke: args.smoke,
 }));
 say(`exported ${outDir} (${params} parameters, bf16); held-out loss ${Number(last.eval_loss).toFixed(4)} accuracy ${Number(last.mlm_accuracy).toFixed(4)}; curve ${docsDir}/${curveName}.png`);
 
@@ -246,7 +262,8 @@ if (args.transfer) {
   const id2label = Object.fromEntries(names.map((n, i) => [String(i), n]));
   const label2id = Object.fromEntries(names.map((n, i) => [n, i]));
   const enc = { task: 'sequence-classification' as const, maxLength: 128, clsTokenId: 50281, sepTokenId: 50282, label2id };
-  const tr = await collectAll(encodeExamples(readExamples(join(setDir, 'train.jsonl')), tok, enc));
+  const maxTrain = args['transfer-max'] ? Number(args['transfer-max']) : Infinity;
+  const tr = (await collectAll(encodeExamples(readExamples(join(setDir, 'train.jsonl')), tok, enc))).slice(0, maxTrain);
   const te = await collectAll(encodeExamples(readExamples(join(setDir, 'test.jsonl')), tok, enc));
   const results: Record<string, Record<string, number>> = {};
   for (const init of ['pretrained', 'random']) {
@@ -255,7 +272,7 @@ if (args.transfer) {
       : ModernBertForSequenceClassification.fromConfig(new ModernBertConfig({ ...phase2Config.toJSON(), id2label, label2id, problem_type: 'single_label_classification' }), { seed: RECIPE.seed });
     const trainer = new Trainer(model, tr, te, {
       outputDir: join(work, `transfer-${init}`), epochs: args.smoke ? 1 : 3, maxTokensPerBatch: 2048, lr: 1e-4, weightDecay: 0.01,
-      schedule: { type: 'linear', warmupSteps: 10 }, seed: RECIPE.seed, progress: process.stderr.isTTY, tokenizerDir: args.tokenizer,
+      schedule: { type: 'linear', warmupSteps: args.smoke ? 0 : 10 }, seed: RECIPE.seed, progress: process.stderr.isTTY, tokenizerDir: args.tokenizer,
     });
     await trainer.fit();
     results[init] = trainer.evaluate();

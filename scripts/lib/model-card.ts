@@ -10,6 +10,7 @@ export interface CardInput {
   last: Record<string, number | string>;
   fillMask: { text: string; top: string[] }[];
   medianTokensPerSecond: number | null;
+  trainHours: number;
   curvePng: string;
   smoke: boolean;
 }
@@ -57,7 +58,7 @@ ${c.params.toLocaleString('en')} parameters, stored in bfloat16.
 
 ## Data
 
-About ${(c.trainTokens / 1e6).toFixed(1)} M training tokens from the corpus built by \`../shared/data/prepare.sh\` from the npm
+${c.trainTokens.toLocaleString('en')} training tokens (sequences seen, both phases) from the corpus built by \`../shared/data/prepare.sh\` from the npm
 registry and Debian's archive (documents in hash order, so the sources come mixed). A held-out split of whole
 documents (about 2 %) was never trained on.
 
@@ -74,8 +75,8 @@ ${SOURCES}
 
 ## Compute
 
-CPU only, 2 cores (Intel Sapphire Rapids, shared); median training throughput of the last session
-${c.medianTokensPerSecond ?? 'n/a'} tokens/s.
+CPU only, 2 cores (Intel Sapphire Rapids, shared with other jobs): ${c.trainHours.toFixed(2)} hours of training
+steps, median ${c.medianTokensPerSecond ?? 'n/a'} tokens/s per step.
 
 ## Metrics (held-out split, 15 % masking)
 

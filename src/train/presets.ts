@@ -13,7 +13,7 @@ const COMMON = {
 };
 
 export const PRESETS = {
-  tiny: { hidden_size: 64, intermediate_size: 96, num_hidden_layers: 3, num_attention_heads: 2, local_attention: 64 },
+  tiny: { hidden_size: 32, intermediate_size: 48, num_hidden_layers: 3, num_attention_heads: 2, local_attention: 64 },
   small: { hidden_size: 256, intermediate_size: 384, num_hidden_layers: 6, num_attention_heads: 4, local_attention: 128 },
   base: { hidden_size: 768, intermediate_size: 1152, num_hidden_layers: 22, num_attention_heads: 12, local_attention: 128 },
 } as const;
