@@ -22,7 +22,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -117,6 +117,8 @@ const DATA: Record<string, string> = {
   'texts.jsonl': ['"A cat sat on the mat."', '"A feline rested on a rug."'].join('\n') + '\n',
   'queries.txt': 'what is late interaction?\nwhat is ModernBERT?\n',
   'corpus.jsonl': CORPUS.map((d) => JSON.stringify(d)).join('\n') + '\n',
+  'train.jsonl': Array.from({ length: 12 }, (_, i) => JSON.stringify({ text: i % 2 ? 'I loved it, wonderful.' : 'Terrible, I hated it.', label: i % 2 ? 'positive' : 'negative' })).join('\n') + '\n',
+  'test.jsonl': [{ text: 'Wonderful!', label: 'positive' }, { text: 'Awful.', label: 'negative' }].map((r) => JSON.stringify(r)).join('\n') + '\n',
   'scifact/corpus.jsonl': CORPUS.map((d) => JSON.stringify(d)).join('\n') + '\n',
   'scifact/queries.jsonl': [{ _id: 'q1', text: 'what is late interaction?' }, { _id: 'q2', text: 'what is ModernBERT?' }].map((q) => JSON.stringify(q)).join('\n') + '\n',
   'scifact/qrels/test.tsv': 'query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n',
@@ -442,6 +444,30 @@ describe('documentation examples', () => {
       }
     });
   }
+  });
+
+  it('the claim checker accepts true claims and rejects false ones', () => {
+    const check = (value: unknown, claim: string) => mismatch(value, parseShape(claim));
+    assert.equal(check({ __tensor: [2, 8] }, 'Tensor [2, hidden]: prose'), null);
+    assert.match(check({ __tensor: [3, 8] }, 'Tensor [2, hidden]') ?? '', /dims\[0\] is 3/);
+    assert.equal(check([{ a: 1, b: 'x' }, { a: 2, b: 'y' }], '[{ a: number, b }, …] best first'), null);
+    assert.match(check([{ a: 1 }], '[{ a, b }, …]') ?? '', /no key "b"/);
+    assert.match(check([{ a: 1, b: 2, c: 3 }], '[{ a, b }]') ?? '', /keys a, b, c/);
+    assert.equal(check([{ a: 1, b: 2, c: 3 }], '[{ a, b, … }]'), null);
+    assert.match(check([1, 2], '[1, 2, 3]') ?? '', /2 items/);
+    assert.match(check('x.', "'x'") ?? '', /not "x"/);
+    assert.throws(() => parseShape('one vector'.replace('one', '(')), /cannot read the output claim/);
+  });
+
+  it('the links between README.md and docs/ resolve', () => {
+    for (const doc of DOCS) {
+      const text = readFileSync(join(ROOT, doc), 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^(https?:|#)/.test(target)) continue;
+        const path = resolve(ROOT, dirname(doc), target.split('#')[0]);
+        assert.ok(existsSync(path), `${doc}: the link ${target} points at nothing`);
+      }
+    }
   });
 
   it('lists the blocks it does not run, each with a reason', (t) => {
