@@ -13,5 +13,11 @@ function find(dir) {
 
 const filter = process.argv[2] ?? '';
 const files = find('test').filter((f) => f.includes(filter)).sort();
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+// A test that hangs fails after 10 minutes, and the whole run is stopped after 40, so CI never stalls.
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', ...files], {
+  stdio: 'inherit',
+  timeout: 40 * 60 * 1000,
+  killSignal: 'SIGKILL',
+});
+if (r.error) console.error(`run-tests: ${r.error.message}`);
 process.exit(r.status ?? 1);

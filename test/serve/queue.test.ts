@@ -25,6 +25,9 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
+/** Every worker started, so `after` can kill any left running by a failed test (a hang must not stall the suite). */
+const started: ChildProcess[] = [];
+
 /** A worker process whose log lines (stderr) the test can wait on. */
 class WorkerProcess {
   readonly child: ChildProcess;
@@ -34,6 +37,7 @@ class WorkerProcess {
 
   constructor(args: string[]) {
     this.child = spawn(process.execPath, [...CLI, 'worker', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    started.push(this.child);
     this.child.stderr!.on('data', (d: Buffer) => {
       this.log += d;
       this.waiters = this.waiters.filter((w) => {
@@ -69,9 +73,12 @@ describe('queue: BullMQ workers on a real redis-server', { skip: REDIS ? false :
     corpus = join(tmp, 'corpus.jsonl');
     writeFileSync(corpus, texts.map((t, i) => JSON.stringify(i % 2 ? { text: t } : t)).join('\n') + '\n');
   });
-  after(() => redis?.stop());
+  after(() => {
+    for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    redis?.stop();
+  });
 
-  it('one worker embeds every job into its shard, as the pipeline does; enqueueing again adds nothing', async () => {
+  it('one worker embeds every job into its shard, as the pipeline does; enqueueing again adds nothing', { timeout: 180_000 }, async () => {
     const out = join(tmp, 'ref');
     const q = await cli(['enqueue', '--queue', 'ref', '--redis', redis.url, '-i', corpus, '-o', out, '--job-size', '2']);
     assert.equal(q.code, 0, q.stderr);
@@ -89,7 +96,7 @@ describe('queue: BullMQ workers on a real redis-server', { skip: REDIS ? false :
     assert.match(again.stdout, /queued 0 jobs \(12 texts; 6 jobs already have their shard\)/);
   });
 
-  it('two workers, one killed in the middle of a job: the job is retried and the shards equal the single-worker run', async () => {
+  it('two workers, one killed in the middle of a job: the job is retried and the shards equal the single-worker run', { timeout: 180_000 }, async () => {
     const out = join(tmp, 'two');
     const q = await cli(['enqueue', '--queue', 'two', '--redis', redis.url, '-i', corpus, '-o', out, '--job-size', '2']);
     assert.equal(q.code, 0, q.stderr);

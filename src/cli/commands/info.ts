@@ -8,7 +8,7 @@ import { OUTPUT_FORMAT, type CliCommand } from '../options.js';
 
 export const infoCommand: CliCommand = {
   name: 'info',
-  description: 'show the CPU kernels (ISA) and threads in use, and with --model a model summary',
+  description: 'show the CPU kernels (ISA, bf16 path) and threads in use, and with --model a model summary',
   options: [
     { flags: '-m, --model <dirOrId>', description: 'model folder or Hugging Face repo id' },
     { flags: '--revision <rev>', description: 'branch, tag or commit of a Hub model', default: 'main' },
@@ -19,6 +19,7 @@ export const infoCommand: CliCommand = {
     const native = nativeInfo();
     const info: Record<string, unknown> = {
       isa: native.isa,
+      bf16: native.bf16,
       threads: native.threads,
       features: Object.entries(native.features).filter(([, on]) => on).map(([f]) => f),
       node: process.version,
@@ -38,6 +39,7 @@ export const infoCommand: CliCommand = {
     }
     if (o.json) return console.log(JSON.stringify(info));
     console.log(`kernels: ${info.isa} (${(info.features as string[]).join(', ')})`);
+    console.log(`bf16 (--dtype bf16): ${info.bf16}`);
     console.log(`threads: ${info.threads}`);
     if (info.model) for (const [k, v] of Object.entries(info.model)) if (v !== undefined) console.log(`${k}: ${Array.isArray(v) ? v.join(', ') : v}`);
   },
