@@ -99,7 +99,7 @@ export function buildApp(engine: Engine, options: ServeOptions): FastifyInstance
   app.setNotFoundHandler((req, reply) => sendError(req, reply, 404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`));
 
   app.addHook('onRequest', async (req, reply) => {
-    if (!apiKey || req.url === '/health') return;
+    if (!apiKey || req.routeOptions.url === '/health') return;
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     if (!m || !sameKey(m[1], apiKey)) return sendError(req, reply, 401, 'Unauthorized', 'missing or invalid API key: send "Authorization: Bearer <key>"');
   });
