@@ -451,7 +451,8 @@ function normaliseSequenceLabels(labels: SequenceLabels): PackedSequenceLabels {
   return { values: Float64Array.from(list as ArrayLike<number>), integer: true };
 }
 
-export class ModernBertForSequenceClassification extends TaskModel<SequenceClassifierOutput, SequenceLabels, SequenceLabels> {
+/** A task model whose last layer is `classifier` [num_labels, hidden] with its bias (sequence and token classification). */
+abstract class ClassifierModel<Out extends TaskOutput, Labels, PackedLabels> extends TaskModel<Out, Labels, PackedLabels> {
   readonly classifier: Parameter;
   readonly classifierBias: Parameter;
 
@@ -462,6 +463,12 @@ export class ModernBertForSequenceClassification extends TaskModel<SequenceClass
     this.classifierBias = param(store, 'classifier.bias', [c.num_labels]);
   }
 
+  protected ownParameters(): NamedParameters {
+    return [['classifier.weight', this.classifier], ['classifier.bias', this.classifierBias]];
+  }
+}
+
+export class ModernBertForSequenceClassification extends ClassifierModel<SequenceClassifierOutput, SequenceLabels, SequenceLabels> {
   /** Loads a checkpoint; a missing or differently sized head/classifier is initialised with a warning. */
   static async fromPretrained(dir: string, options: TaskLoadOptions = {}): Promise<ModernBertForSequenceClassification> {
     const { store, model, head, warn } = loadTask(dir, options, isClassifier, 'ModernBertForSequenceClassification');
@@ -474,10 +481,6 @@ export class ModernBertForSequenceClassification extends TaskModel<SequenceClass
   static fromConfig(config: ModernBertConfig, options: TaskLoadOptions = {}): ModernBertForSequenceClassification {
     const { store, model, head } = initTask(withLabels(config, options), options, false);
     return new ModernBertForSequenceClassification(model, head, store);
-  }
-
-  protected ownParameters(): NamedParameters {
-    return [['classifier.weight', this.classifier], ['classifier.bias', this.classifierBias]];
   }
 
   protected headForward(enc: EncodeResult, cuSeqlens: Int32Array): HeadPass<{ logits: Tensor; pooled: Tensor }, SequenceLabels> {
@@ -569,17 +572,7 @@ export class ModernBertForSequenceClassification extends TaskModel<SequenceClass
   }
 }
 
-export class ModernBertForTokenClassification extends TaskModel<TaskOutput, TokenLabels, Int32Array> {
-  readonly classifier: Parameter;
-  readonly classifierBias: Parameter;
-
-  constructor(model: ModernBertModel, head: PredictionHead, store: WeightStore) {
-    super(model, head);
-    const c = model.config;
-    this.classifier = param(store, 'classifier.weight', [c.num_labels, c.hidden_size]);
-    this.classifierBias = param(store, 'classifier.bias', [c.num_labels]);
-  }
-
+export class ModernBertForTokenClassification extends ClassifierModel<TaskOutput, TokenLabels, Int32Array> {
   /** Loads a checkpoint; a missing or differently sized head/classifier is initialised with a warning. */
   static async fromPretrained(dir: string, options: TaskLoadOptions = {}): Promise<ModernBertForTokenClassification> {
     const { store, model, head, warn } = loadTask(dir, options, isClassifier, 'ModernBertForTokenClassification');
@@ -592,10 +585,6 @@ export class ModernBertForTokenClassification extends TaskModel<TaskOutput, Toke
   static fromConfig(config: ModernBertConfig, options: TaskLoadOptions = {}): ModernBertForTokenClassification {
     const { store, model, head } = initTask(withLabels(config, options), options, false);
     return new ModernBertForTokenClassification(model, head, store);
-  }
-
-  protected ownParameters(): NamedParameters {
-    return [['classifier.weight', this.classifier], ['classifier.bias', this.classifierBias]];
   }
 
   protected headForward(enc: EncodeResult): HeadPass<{ logits: Tensor }, Int32Array> {
