@@ -18,35 +18,8 @@
 
 namespace mb {
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
-namespace isa_avx512 {
-#define MB_VEC_ISA 2
-#include "vec_isa.h"
-#include "elementwise_impl.h"
-#undef MB_VEC_ISA
-#undef MB_INLINE
-}  // namespace isa_avx512
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace isa_avx2 {
-#define MB_VEC_ISA 1
-#include "vec_isa.h"
-#include "elementwise_impl.h"
-#undef MB_VEC_ISA
-#undef MB_INLINE
-}  // namespace isa_avx2
-#pragma GCC pop_options
-
-namespace isa_portable {
-#define MB_VEC_ISA 0
-#include "vec_isa.h"
-#include "elementwise_impl.h"
-#undef MB_VEC_ISA
-#undef MB_INLINE
-}  // namespace isa_portable
+#define MB_IMPL_HEADER "elementwise_impl.h"
+#include "isa_variants.h"
 
 namespace {
 
