@@ -56,6 +56,30 @@ export function activateGrad(x: number, act: Activation): number {
  */
 export type Floats = Float32Array | Float64Array;
 
+/** Rotate-half RoPE of the q and k parts of x [T, 3, H, Dh] in place by sign · angle (−1: the backward). */
+function rotateHalf(x: Floats, pos: Int32Array, cos: Floats, sin: Floats, T: number, H: number, Dh: number, maxPos: number,
+  sign: 1 | -1): void {
+  const half = Dh / 2;
+  const hidden = H * Dh;
+  for (let t = 0; t < T; t++) {
+    const p = pos[t];
+    if (p < 0 || p >= maxPos) throw new InputError(`position ${p} is outside the RoPE table [0, ${maxPos})`);
+    for (let part = 0; part < 2; part++) {
+      for (let h = 0; h < H; h++) {
+        const base = t * 3 * hidden + part * hidden + h * Dh;
+        for (let i = 0; i < half; i++) {
+          const x1 = x[base + i];
+          const x2 = x[base + i + half];
+          const c = cos[p * half + i];
+          const s = sign * sin[p * half + i];
+          x[base + i] = x1 * c - x2 * s;
+          x[base + i + half] = x2 * c + x1 * s;
+        }
+      }
+    }
+  }
+}
+
 export const referenceKernels = {
   name: 'reference',
 
@@ -118,25 +142,7 @@ export const referenceKernels = {
   },
 
   rope(qkv: Floats, pos: Int32Array, cos: Floats, sin: Floats, T: number, H: number, Dh: number, maxPos: number) {
-    const half = Dh / 2;
-    const hidden = H * Dh;
-    for (let t = 0; t < T; t++) {
-      const p = pos[t];
-      if (p < 0 || p >= maxPos) throw new InputError(`position ${p} is outside the RoPE table [0, ${maxPos})`);
-      for (let part = 0; part < 2; part++) {
-        for (let h = 0; h < H; h++) {
-          const base = t * 3 * hidden + part * hidden + h * Dh;
-          for (let i = 0; i < half; i++) {
-            const x1 = qkv[base + i];
-            const x2 = qkv[base + i + half];
-            const c = cos[p * half + i];
-            const s = sin[p * half + i];
-            qkv[base + i] = x1 * c - x2 * s;
-            qkv[base + i + half] = x2 * c + x1 * s;
-          }
-        }
-      }
-    }
+    rotateHalf(qkv, pos, cos, sin, T, H, Dh, maxPos, 1);
   },
 
   attention(out: Floats, lse: Floats | null, qkv: Floats, cuSeqlens: Int32Array, numSeqs: number, H: number, Dh: number,
@@ -251,25 +257,7 @@ export const referenceKernels = {
   ropeBackward(dqkv: Floats, pos: Int32Array, cos: Floats, sin: Floats, T: number, H: number, Dh: number,
     maxPos: number) {
     // The transpose of the rotation: the same rotation by −angle.
-    const half = Dh / 2;
-    const hidden = H * Dh;
-    for (let t = 0; t < T; t++) {
-      const p = pos[t];
-      if (p < 0 || p >= maxPos) throw new InputError(`position ${p} is outside the RoPE table [0, ${maxPos})`);
-      for (let part = 0; part < 2; part++) {
-        for (let h = 0; h < H; h++) {
-          const base = t * 3 * hidden + part * hidden + h * Dh;
-          for (let i = 0; i < half; i++) {
-            const g1 = dqkv[base + i];
-            const g2 = dqkv[base + i + half];
-            const c = cos[p * half + i];
-            const s = sin[p * half + i];
-            dqkv[base + i] = g1 * c + g2 * s;
-            dqkv[base + i + half] = g2 * c - g1 * s;
-          }
-        }
-      }
-    }
+    rotateHalf(dqkv, pos, cos, sin, T, H, Dh, maxPos, -1);
   },
 
   embeddingBackward(dtable: Floats, dout: Floats, ids: Int32Array, T: number, D: number, vocab: number,
