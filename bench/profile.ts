@@ -6,6 +6,7 @@
  * around a call is the kernel's time.
  */
 import { performance } from 'node:perf_hooks';
+import type { Parameter } from '../src/model/parameter.js';
 
 export interface KernelStat {
   calls: number;
@@ -52,12 +53,14 @@ export function attentionPairs(n: number, window: number): number {
  * ("attn.Wqkv"), so the 22 layers add up under one label. Build it after training mode moved the
  * parameters into their flat buffer.
  */
-export function weightNames(named: readonly [string, { data: Float32Array; grad: Float32Array | null }][]): Map<unknown, string> {
+export function weightNames(named: readonly [string, Parameter][], packedOf: (p: Parameter) => object | undefined = () => undefined): Map<unknown, string> {
   const names = new Map<unknown, string>();
   for (const [name, p] of named) {
     const short = name.replace(/^model\./, '').replace(/^layers\.\d+\./, '').replace(/\.weight$/, '');
-    names.set(p.data, short);
+    if (p.resident) names.set(p.data, short); // reading .data of a packed-only weight would unpack it
     if (p.grad) names.set(p.grad, short);
+    const packed = packedOf(p);
+    if (packed) names.set(packed, short);
   }
   return names;
 }
@@ -90,7 +93,7 @@ export function profiledKernels<K extends object>(inner: K, profile: KernelProfi
   const packedNames = new WeakMap<object, string>();
   const linearLabel: Labeller = (a) => {
     const [W, M] = [a[2] as { N: number; K: number; dtype: string }, a[4] as number];
-    const name = packedNames.get(W) ?? `${W.N}x${W.K}`;
+    const name = packedNames.get(W) ?? profile.weightNames.get(W) ?? `${W.N}x${W.K}`;
     return { label: `gemm ${name}${W.dtype === 'bf16' ? ' bf16' : ''}`, flops: 2 * M * W.N * W.K };
   };
   const labellers: Record<string, Labeller> = {

@@ -101,8 +101,9 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
   const store = WeightStore.fromDirectory(opt.model);
   const prefix = store.has('model.embeddings.tok_embeddings.weight') ? 'model.' : '';
   const profile = new KernelProfile();
-  const model = new ModernBertModel(config, store, prefix, profiledKernels(kernelsFor({ numThreads: opt.threads }), profile), opt.dtype);
-  profile.weightNames = weightNames(model.namedParameters());
+  // Loaded as fromPretrained loads (packOnLoad), with the profiling kernels.
+  const model = new ModernBertModel(config, store, prefix, profiledKernels(kernelsFor({ numThreads: opt.threads }), profile), opt.dtype, true);
+  profile.weightNames = weightNames(model.namedParameters(), (p) => model.packedWeight(p));
   const loadMs = performance.now() - t0;
   const rssAfterLoad = rssMiB();
 

@@ -92,6 +92,22 @@ Napi::Value PackWeight(const Napi::CallbackInfo& info) {
   return packed;
 }
 
+// unpackWeight(Wp, N, K) -> Float32Array: the W [N, K] that packWeight(W, N, K) packed, exactly.
+Napi::Value UnpackWeight(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int N = intArg(info, 1, "N"), K = intArg(info, 2, "K");
+  CHECK_ENV(env);
+  const float* Wp = f32(info, 0, "Wp", mb::packed_weight_size(N, K));
+  CHECK_ENV(env);
+  if (info[0].As<Napi::Float32Array>().ElementLength() != mb::packed_weight_size(N, K)) {
+    Napi::RangeError::New(env, "argument 'Wp' is not packWeight(W, N, K) for this N and K").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Float32Array W = Napi::Float32Array::New(env, size_t(N) * K);
+  mb::unpack_weight(W.Data(), Wp, N, K);
+  return W;
+}
+
 // gemmPacked(C, A, Wp, bias|null, M, N, K, beta): gemm(C, A, W, bias, M, N, K, false, true, beta), Wp = packWeight(W).
 Napi::Value GemmPacked(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -406,6 +422,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("packWeight", Napi::Function::New(env, PackWeight));
   exports.Set("gemmPacked", Napi::Function::New(env, GemmPacked));
+  exports.Set("unpackWeight", Napi::Function::New(env, UnpackWeight));
   exports.Set("packWeightBf16", Napi::Function::New(env, PackWeightBf16));
   exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16));
   exports.Set("layernorm", Napi::Function::New(env, LayerNorm));

@@ -495,6 +495,25 @@ void pack_weight(float* Wp, const float* W, int N, int K) {
   });
 }
 
+// The inverse of pack_weight (exact: packing only moves values), so an inference model can keep the packed
+// copy alone and still hand back W when training or saving needs it.
+void unpack_weight(float* W, const float* Wp, int N, int K) {
+  const int NR = impl().NR;
+  const int Npad = (N + NR - 1) / NR * NR;
+  const int panels = Npad / NR;
+  const int kBlocks = (K + KC - 1) / KC;
+  parallel_for(kBlocks * panels, [&](int t) {
+    const int kb = t / panels, p = t % panels;
+    const int k0 = kb * KC, kc = std::min(KC, K - k0);
+    const float* panel = Wp + size_t(k0) * Npad + size_t(p) * kc * NR;
+    const int w = std::min(NR, N - p * NR);
+    for (int j = 0; j < w; j++) {
+      float* row = W + size_t(p * NR + j) * K + k0;
+      for (int k = 0; k < kc; k++) row[k] = panel[size_t(k) * NR + j];
+    }
+  });
+}
+
 void gemm_packed(float* C, const float* A, const float* Wp, const float* bias, int M, int N, int K, float beta) {
   run(Operands{C, A, nullptr, Wp, bias, M, N, K, false, true, beta});
 }

@@ -66,6 +66,8 @@ void embedding_backward(float* dtable, const float* dout, const int32_t* ids, in
 // gemm_packed(C, A, Wp, ...) = gemm(C, A, W, ..., transA = false, transB = true, beta).
 size_t packed_weight_size(int N, int K);
 void pack_weight(float* Wp, const float* W, int N, int K);
+// W [N, K] back from pack_weight's layout, exactly.
+void unpack_weight(float* W, const float* Wp, int N, int K);
 void gemm_packed(float* C, const float* A, const float* Wp, const float* bias, int M, int N, int K, float beta);
 
 // bf16 Linear: C[M,N] = beta*C + bf16(A)[M,K] · bf16(W)ᵀ (+ bias[N]), float32 accumulation and output.

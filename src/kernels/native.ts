@@ -14,8 +14,9 @@ export interface NativeInfo {
   features: Record<string, boolean>;
 }
 
-interface Addon extends Omit<Kernels, 'name' | 'packLinear' | 'linear'> {
+interface Addon extends Omit<Kernels, 'name' | 'packLinear' | 'unpackLinear' | 'linear'> {
   packWeight(W: Float32Array, N: number, K: number): Float32Array;
+  unpackWeight(Wp: Float32Array, N: number, K: number): Float32Array;
   packWeightBf16(W: Float32Array, N: number, K: number): Uint16Array;
   gemmBf16(C: Float32Array, A: Float32Array, Wp: Uint16Array, bias: Float32Array | null, M: number, N: number,
     K: number, beta: 0 | 1): void;
@@ -58,6 +59,9 @@ export const nativeKernels: Kernels = {
     return dtype === 'bf16'
       ? { dtype, N, K, data: addon.packWeightBf16(W, N, K) }
       : { dtype, N, K, data: addon.packWeight(W, N, K) };
+  },
+  unpackLinear(W: PackedLinear & { dtype: 'float32' }): Float32Array {
+    return addon.unpackWeight(W.data, W.N, W.K);
   },
   linear(C: Float32Array, A: Float32Array, W: PackedLinear, bias: Float32Array | null, M: number, beta: 0 | 1): void {
     if (W.dtype === 'bf16') addon.gemmBf16(C, A, W.data, bias, M, W.N, W.K, beta);

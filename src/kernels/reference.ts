@@ -104,6 +104,10 @@ export const referenceKernels = {
     return { dtype, N, K, data: Uint16Array.from(new Uint32Array(rounded.buffer), (u) => u >>> 16) };
   },
 
+  unpackLinear(W: PackedLinear & { dtype: 'float32' }): Float32Array {
+    return W.data.slice();
+  },
+
   linear(C: Float32Array, A: Float32Array, W: PackedLinear, bias: Float32Array | null, M: number, beta: 0 | 1) {
     if (W.dtype === 'float32') referenceKernels.gemm(C, A, W.data, bias, M, W.N, W.K, false, true, beta);
     else referenceGemmBf16(C, A, new Float32Array(Uint32Array.from(W.data, (h) => h << 16).buffer), bias, M, W.N, W.K, beta);

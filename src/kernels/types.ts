@@ -28,6 +28,8 @@ export interface Kernels {
     transA: boolean, transB: boolean, beta: 0 | 1): void;
   /** Prepares W [N, K] once for `linear`; a snapshot: later changes to W are not seen. 'bf16' rounds W to nearest even. */
   packLinear(W: Float32Array, N: number, K: number, dtype: Dtype): PackedLinear;
+  /** W [N, K] back from a float32 `packLinear`, exactly (bf16 packing rounds, so it has no inverse). */
+  unpackLinear(W: PackedLinear & { dtype: 'float32' }): Float32Array;
   /**
    * The inference Linear: C[M,N] = beta·C + A[M,K]·Wᵀ (+ bias[N]), i.e. gemm(..., false, true, beta) from the
    * packed W. For 'bf16', A is rounded to bf16 too and products are accumulated in float32.

@@ -266,7 +266,7 @@ function loadTask(dir: string, options: TaskLoadOptions, freshAllowed: (name: st
   const checkpoint = WeightStore.fromDirectory(dir);
   const store = new WeightsWithFallback(checkpoint, config, freshAllowed, options.seed ?? 0);
   const prefix = checkpoint.has('model.embeddings.tok_embeddings.weight') ? 'model.' : '';
-  const model = new ModernBertModel(config, store, prefix, kernelsFor(options), dtypeFor(options));
+  const model = new ModernBertModel(config, store, prefix, kernelsFor(options), dtypeFor(options), true);
   const head = new PredictionHead(config, store);
   return { config, store, model, head, warn: () => warnFresh(store.fresh, arch, dir) };
 }

@@ -61,12 +61,14 @@ export class InitialWeights extends WeightStore {
     return [];
   }
 
-  override get(name: string, shape: number[]): Float32Array {
+  override get(name: string, shape: number[], into?: Float32Array): Float32Array {
     const n = shape.reduce((a, b) => a * b, 1);
     const role = initRole(name, this.config, this.tiedDecoder);
-    if (role === 'zero') return new Float32Array(n);
-    if (role === 'one') return new Float32Array(n).fill(1);
-    return truncatedNormal(n, role, this.config.initializer_cutoff_factor, this.rng);
+    const out = role === 'zero' ? new Float32Array(n) : role === 'one' ? new Float32Array(n).fill(1)
+      : truncatedNormal(n, role, this.config.initializer_cutoff_factor, this.rng);
+    if (!into) return out;
+    into.set(out);
+    return into;
   }
 }
 
@@ -98,16 +100,16 @@ export class WeightsWithFallback extends WeightStore {
     return this.store.names();
   }
 
-  override get(name: string, shape: number[]): Float32Array {
-    if (!this.allowed(name)) return this.store.get(name, shape);
+  override get(name: string, shape: number[], into?: Float32Array): Float32Array {
+    if (!this.allowed(name)) return this.store.get(name, shape, into);
     if (this.store.has(name)) {
       try {
-        return this.store.get(name, shape);
+        return this.store.get(name, shape, into);
       } catch (e) {
         if (!(e instanceof WeightError)) throw e; // a shape mismatch (another label count): initialise below
       }
     }
     this.fresh.push(name);
-    return this.init.get(name, shape);
+    return this.init.get(name, shape, into);
   }
 }

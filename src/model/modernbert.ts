@@ -226,11 +226,26 @@ export class ModernBertModel {
     readonly kernels: Kernels = nativeKernels,
     /** Precision of the inference Linears (LoadOptions.dtype). */
     readonly dtype: Dtype = 'float32',
+    /**
+     * Read each layer's float32 Linear weights through one scratch buffer straight into their packed form, so
+     * loading holds a checkpoint once; `.data` unpacks them on first use (training, saving). Off for fresh
+     * weights (training from scratch) and bf16 (its packing rounds).
+     */
+    packOnLoad = false,
   ) {
     const c = config;
     const H = c.hidden_size;
     const I = c.intermediate_size;
     const param = (name: string, shape: number[]) => new Parameter(store.get(name, shape), shape);
+    const scratch = packOnLoad && dtype === 'float32' ? new Float32Array(Math.max(3 * H * H, 2 * I * H)) : null;
+    const linear = (name: string, shape: [number, number]): Parameter => {
+      if (!scratch) return param(name, shape);
+      const [N, K] = shape;
+      const packed = this.kernels.packLinear(store.get(name, shape, scratch.subarray(0, N * K)), N, K, 'float32') as PackedLinear & { dtype: 'float32' };
+      const W = Parameter.released(shape, () => this.kernels.unpackLinear(packed));
+      this.packed.set(W, packed);
+      return W;
+    };
     const optional = (name: string, shape: number[], enabled: boolean) => (enabled ? param(name, shape) : null);
     const norm = (name: string): NormWeights => ({
       w: param(`${prefix}${name}.weight`, [H]),
@@ -242,14 +257,14 @@ export class ModernBertModel {
       const p = `${prefix}layers.${i}.`;
       this.layers.push({
         attnNorm: i === 0 ? null : norm(`layers.${i}.attn_norm`),
-        Wqkv: param(`${p}attn.Wqkv.weight`, [3 * H, H]),
+        Wqkv: linear(`${p}attn.Wqkv.weight`, [3 * H, H]),
         bqkv: optional(`${p}attn.Wqkv.bias`, [3 * H], c.attention_bias),
-        Wo: param(`${p}attn.Wo.weight`, [H, H]),
+        Wo: linear(`${p}attn.Wo.weight`, [H, H]),
         bo: optional(`${p}attn.Wo.bias`, [H], c.attention_bias),
         mlpNorm: norm(`layers.${i}.mlp_norm`),
-        Wi: param(`${p}mlp.Wi.weight`, [2 * I, H]),
+        Wi: linear(`${p}mlp.Wi.weight`, [2 * I, H]),
         bi: optional(`${p}mlp.Wi.bias`, [2 * I], c.mlp_bias),
-        Wo2: param(`${p}mlp.Wo.weight`, [H, I]),
+        Wo2: linear(`${p}mlp.Wo.weight`, [H, I]),
         bo2: optional(`${p}mlp.Wo.bias`, [H], c.mlp_bias),
       });
     }
@@ -265,7 +280,7 @@ export class ModernBertModel {
     const config = loadConfig(dir);
     const store = WeightStore.fromDirectory(dir);
     const prefix = store.has('model.embeddings.tok_embeddings.weight') ? 'model.' : '';
-    return new ModernBertModel(config, store, prefix, kernelsFor(options), dtypeFor(options));
+    return new ModernBertModel(config, store, prefix, kernelsFor(options), dtypeFor(options), true);
   }
 
   /** Training mode: the forward saves activations for the backward (set by the task model's train()/eval()). */
@@ -273,10 +288,21 @@ export class ModernBertModel {
     return this.isTraining;
   }
 
-  /** Entering training mode drops the packed weights: the next inference forward repacks the trained values. */
+  /**
+   * Entering training mode drops the packed weights (after rebuilding the float32 values they replaced): the
+   * next inference forward repacks the trained values.
+   */
   set training(mode: boolean) {
-    if (mode) this.packed.clear();
+    if (mode) {
+      for (const W of this.packed.keys()) void W.data;
+      this.packed.clear();
+    }
     this.isTraining = mode;
+  }
+
+  /** The packed inference copy of Linear weight W, if it has one now (profiles and memory accounting read it). */
+  packedWeight(W: Parameter): PackedLinear | undefined {
+    return this.packed.get(W);
   }
 
   /**
@@ -291,8 +317,12 @@ export class ModernBertModel {
     }
     let p = this.packed.get(W);
     if (!p) {
-      p = this.kernels.packLinear(W.data, N, K, this.dtype);
-      this.packed.set(W, p);
+      const packed = this.kernels.packLinear(W.data, N, K, this.dtype);
+      this.packed.set(W, packed);
+      // A float32 packing holds the same values, so the weight is kept once; the tied embedding table stays,
+      // the embedding lookup reads it. bf16 rounds, so its float32 source stays for training and saving.
+      if (packed.dtype === 'float32' && W !== this.embeddings.tok) W.release(() => this.kernels.unpackLinear(packed));
+      p = packed;
     }
     this.kernels.linear(C, A, p, dataOf(bias), M, beta);
   }

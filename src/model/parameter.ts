@@ -8,15 +8,54 @@
 export class Parameter {
   /** d loss / d data, same shape; null until the model is put in training mode. Backward passes add to it. */
   grad: Float32Array | null = null;
+  private values: Float32Array | null;
+  /** Rebuilds the values after `release` (from the packed copy an inference model keeps instead). */
+  private restore: (() => Float32Array) | null = null;
 
-  constructor(
-    /** The values; `FlatParameters` re-points this at a view of its buffer. */
-    public data: Float32Array,
-    readonly shape: readonly number[],
-  ) {}
+  constructor(values: Float32Array, readonly shape: readonly number[]) {
+    this.values = values;
+  }
+
+  /** A parameter whose values live elsewhere until first use (a weight loaded straight into its packed form). */
+  static released(shape: readonly number[], restore: () => Float32Array): Parameter {
+    const p = new Parameter(new Float32Array(0), shape);
+    p.values = null;
+    p.restore = restore;
+    return p;
+  }
+
+  /** The values; `FlatParameters` re-points this at a view of its buffer. Rebuilt on first use after `release`. */
+  get data(): Float32Array {
+    if (!this.values) {
+      this.values = this.restore!();
+      this.restore = null;
+    }
+    return this.values;
+  }
+
+  set data(values: Float32Array) {
+    this.values = values;
+    this.restore = null;
+  }
+
+  /**
+   * Drops the values while another copy can rebuild them exactly: an inference model keeps only the packed
+   * weights of its Linears, so a checkpoint is held in memory once. Views are kept.
+   */
+  release(restore: () => Float32Array): void {
+    // A view (into FlatParameters' buffer, say) frees nothing and must stay the view the optimiser updates.
+    if (!this.values || this.values.byteLength !== this.values.buffer.byteLength) return;
+    this.values = null;
+    this.restore = restore;
+  }
+
+  /** False while released: the values then exist only in the copy `data` rebuilds them from. */
+  get resident(): boolean {
+    return this.values !== null;
+  }
 
   get size(): number {
-    return this.data.length;
+    return this.shape.reduce((a, b) => a * b, 1);
   }
 }
 

@@ -56,14 +56,14 @@ export class WeightStore {
     return [...this.owner.keys()];
   }
 
-  /** The tensor `name` as float32, checked to have `shape`. */
-  get(name: string, shape: number[]): Float32Array {
+  /** The tensor `name` as float32, checked to have `shape`; written into `into` (of its size) when given. */
+  get(name: string, shape: number[], into?: Float32Array): Float32Array {
     const file = this.owner.get(name);
     if (!file) throw new WeightError(`checkpoint is missing tensor '${name}' (expected shape [${shape}])`);
     const found = file.entry(name).shape;
     if (found.length !== shape.length || found.some((d, i) => d !== shape[i]))
       throw new WeightError(`tensor '${name}' in ${file.path} has shape [${found}], but the config needs [${shape}]`);
-    return file.float32(name);
+    return file.float32(name, into);
   }
 
   /** `get` when the config enables the tensor (biases), else null. */

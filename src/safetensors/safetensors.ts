@@ -3,7 +3,7 @@
  * ({name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}), then the data.
  * Every check names the file and the tensor, so a damaged checkpoint says what is wrong.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { SafetensorsError } from '../errors.js';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -12,13 +12,35 @@ const DTYPE_BYTES: Record<Dtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I6
 /** Largest header we accept: real checkpoints have headers of a few hundred KB. */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** `length` bytes at `position` of the open file; a short read means the file changed or was cut after its header was read. */
+function readExactly(fd: number, path: string, position: number, length: number, into?: Uint8Array, tensor?: string): Uint8Array {
+  const out = into ?? new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, out, done, length - done, position + done);
+    if (n === 0) {
+      const what = tensor === undefined ? '' : `tensor '${tensor}': `;
+      throw new SafetensorsError(`${path}: ${what}file ends after ${position + done} bytes, expected ${position + length} (truncated or changed while reading?)`);
+    }
+    done += n;
+  }
+  return out;
+}
+
 export interface TensorEntry {
   dtype: Dtype;
   shape: number[];
-  /** The raw little-endian bytes of the tensor (a view into the file buffer). */
-  bytes: Uint8Array;
+  /** Where the tensor's raw little-endian bytes are in the file, and how many there are. */
+  fileOffset: number;
+  byteLength: number;
 }
 
+/**
+ * A safetensors file whose header has been read and checked. Tensors are read from disk one at a time when
+ * asked for, so loading a checkpoint never holds the whole file in memory beside the tensors made from it.
+ */
 export class SafetensorsFile {
   constructor(
     readonly path: string,
@@ -27,35 +49,41 @@ export class SafetensorsFile {
   ) {}
 
   static read(path: string): SafetensorsFile {
-    let buf: Buffer;
-    try {
-      buf = readFileSync(path);
-    } catch (e) {
-      throw new SafetensorsError(`cannot read safetensors file ${path}: ${(e as Error).message}`);
-    }
-    return SafetensorsFile.parse(buf, path);
-  }
-
-  static parse(buf: Uint8Array, path: string): SafetensorsFile {
     const fail = (msg: string): never => {
       throw new SafetensorsError(`${path}: ${msg}`);
     };
-    if (buf.length < 8) fail(`file is ${buf.length} bytes, too short for the 8-byte header length (truncated?)`);
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    const headerLen = view.getBigUint64(0, true);
-    if (headerLen > BigInt(buf.length - 8))
-      fail(`header length ${headerLen} runs past the end of the file (${buf.length} bytes; truncated or not safetensors)`);
-    if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes`);
-    const n = Number(headerLen);
-    let header: Record<string, unknown>;
+    let fd: number;
     try {
-      header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + n)));
+      fd = openSync(path, 'r');
     } catch (e) {
-      return fail(`header is not valid JSON (${(e as Error).message})`);
+      throw new SafetensorsError(`cannot read safetensors file ${path}: ${(e as Error).message}`);
     }
+    try {
+      const fileSize = fstatSync(fd).size;
+      if (fileSize < 8) fail(`file is ${fileSize} bytes, too short for the 8-byte header length (truncated?)`);
+      const headerLen = Buffer.from(readExactly(fd, path, 0, 8)).readBigUInt64LE(0);
+      if (headerLen > BigInt(fileSize - 8))
+        fail(`header length ${headerLen} runs past the end of the file (${fileSize} bytes; truncated or not safetensors)`);
+      if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes`);
+      const n = Number(headerLen);
+      let header: Record<string, unknown>;
+      try {
+        header = JSON.parse(new TextDecoder().decode(readExactly(fd, path, 8, n)));
+      } catch (e) {
+        return fail(`header is not valid JSON (${(e as Error).message})`);
+      }
+      return SafetensorsFile.fromHeader(header, 8 + n, fileSize, path);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private static fromHeader(header: Record<string, unknown>, dataStart: number, fileSize: number, path: string): SafetensorsFile {
+    const fail = (msg: string): never => {
+      throw new SafetensorsError(`${path}: ${msg}`);
+    };
     if (header === null || typeof header !== 'object' || Array.isArray(header)) return fail('header is not a JSON object');
-    const dataStart = 8 + n;
-    const dataLen = buf.length - dataStart;
+    const dataLen = fileSize - dataStart;
     const tensors = new Map<string, TensorEntry>();
     let metadata: Record<string, string> = {};
     const spans: [number, number, string][] = [];
@@ -85,7 +113,7 @@ export class SafetensorsFile {
       if (end - begin !== expected)
         fail(`tensor '${name}': ${end - begin} bytes for ${dtype} shape [${shape}] which needs ${expected}`);
       spans.push([begin, end, name]);
-      tensors.set(name, { dtype, shape: shape as number[], bytes: buf.subarray(dataStart + begin, dataStart + end) });
+      tensors.set(name, { dtype, shape: shape as number[], fileOffset: dataStart + begin, byteLength: end - begin });
     }
     // Sorted by begin, a non-empty span overlaps an earlier one exactly when it begins before the
     // furthest end seen so far (comparing only neighbours misses [0,100], [10,10], [50,60]).
@@ -109,10 +137,56 @@ export class SafetensorsFile {
     return e;
   }
 
-  /** The tensor as float32 (F32 copied; F16, BF16 and F64 converted). */
-  float32(name: string): Float32Array {
+  /** The tensor's raw little-endian bytes, read from the file (into `into` when given, of its byte length). */
+  bytes(name: string, into?: Uint8Array): Uint8Array {
     const e = this.entry(name);
-    return toFloat32(e, `${this.path}: tensor '${name}'`);
+    let fd: number;
+    try {
+      fd = openSync(this.path, 'r');
+    } catch (err) {
+      throw new SafetensorsError(`cannot read tensor '${name}' from ${this.path}: ${(err as Error).message}`);
+    }
+    try {
+      return readExactly(fd, this.path, e.fileOffset, e.byteLength, into, name);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * The tensor as float32 (F32 read straight into the result; F16, BF16 and F64 converted), in `into` when
+   * given (it must have the tensor's size), else in a new array.
+   */
+  float32(name: string, into?: Float32Array): Float32Array {
+    const e = this.entry(name);
+    const what = `${this.path}: tensor '${name}'`;
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    if (into && into.length !== n) throw new SafetensorsError(`${what} has ${n} values, the buffer for it ${into.length}`);
+    const out = into ?? new Float32Array(n);
+    if (e.dtype === 'F32' && LITTLE_ENDIAN) {
+      this.bytes(name, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+      return out;
+    }
+    if (!['F32', 'F64', 'F16', 'BF16'].includes(e.dtype))
+      throw new SafetensorsError(`${what} has dtype ${e.dtype}, expected a float dtype (F32, F16, BF16, F64)`);
+    const raw = this.bytes(name);
+    const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    switch (e.dtype) {
+      case 'F32':
+        for (let i = 0; i < n; i++) out[i] = v.getFloat32(i * 4, true);
+        break;
+      case 'F64':
+        for (let i = 0; i < n; i++) out[i] = v.getFloat64(i * 8, true);
+        break;
+      case 'F16':
+        for (let i = 0; i < n; i++) out[i] = f16ToF32(v.getUint16(i * 2, true));
+        break;
+      default: {
+        const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+        for (let i = 0; i < n; i++) bits[i] = v.getUint16(i * 2, true) << 16;
+      }
+    }
+    return out;
   }
 
   /** An integer tensor (I64, I32, ...) as Int32Array; values outside int32 throw. */
@@ -120,7 +194,8 @@ export class SafetensorsFile {
     const e = this.entry(name);
     const n = e.shape.reduce((a, b) => a * b, 1);
     const out = new Int32Array(n);
-    const v = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
+    const raw = this.bytes(name);
+    const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     for (let i = 0; i < n; i++) {
       let x: number;
       switch (e.dtype) {
@@ -146,31 +221,6 @@ export function f16ToF32(h: number): number {
   if (exp === 0) return sign * frac * 2 ** -24;
   if (exp === 31) return frac ? NaN : sign * Infinity;
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-function toFloat32(e: TensorEntry, what: string): Float32Array {
-  const n = e.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  const v = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
-  switch (e.dtype) {
-    case 'F32':
-      for (let i = 0; i < n; i++) out[i] = v.getFloat32(i * 4, true);
-      break;
-    case 'F64':
-      for (let i = 0; i < n; i++) out[i] = v.getFloat64(i * 8, true);
-      break;
-    case 'F16':
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(v.getUint16(i * 2, true));
-      break;
-    case 'BF16': {
-      const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) bits[i] = v.getUint16(i * 2, true) << 16;
-      break;
-    }
-    default:
-      throw new SafetensorsError(`${what} has dtype ${e.dtype}, expected a float dtype (F32, F16, BF16, F64)`);
-  }
-  return out;
 }
 
 export interface TensorToWrite {
@@ -226,6 +276,7 @@ function encode(t: TensorToWrite, what: string): Uint8Array {
   const bits = new Uint32Array(scratch.buffer);
   switch (t.dtype) {
     case 'F32':
+      if (t.data instanceof Float32Array && LITTLE_ENDIAN) return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
       return new Uint8Array(Float32Array.from(t.data).buffer);
     case 'I32':
       return new Uint8Array(Int32Array.from(t.data).buffer);
@@ -254,22 +305,21 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 
 /**
  * Writes tensors to `path` atomically: a temporary file beside it, fsync, then rename, so a crash
- * never leaves a half-written checkpoint where a good one was. A failed write removes the temporary
- * file and throws a SafetensorsError; the file at `path`, if any, is untouched.
+ * never leaves a half-written checkpoint where a good one was. Tensors are encoded one at a time as they
+ * are written. A failed write removes the temporary file and throws a SafetensorsError; the file at
+ * `path`, if any, is untouched.
  */
 export function writeSafetensors(path: string, tensors: Map<string, TensorToWrite>, metadata: Record<string, string> = {}): void {
   const names = [...tensors.keys()].sort();
   const header: Record<string, unknown> = { __metadata__: metadata };
-  const blobs: Uint8Array[] = [];
   let offset = 0;
   for (const name of names) {
     const t = tensors.get(name)!;
     const size = t.shape.reduce((a, b) => a * b, 1);
     if (size !== t.data.length) throw new SafetensorsError(`${path}: tensor '${name}' has ${t.data.length} values for shape [${t.shape}]`);
-    const bytes = encode(t, `${path}: tensor '${name}'`);
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
-    blobs.push(bytes);
-    offset += bytes.length;
+    const byteLength = size * DTYPE_BYTES[t.dtype];
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + byteLength] };
+    offset += byteLength;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
@@ -282,7 +332,7 @@ export function writeSafetensors(path: string, tensors: Map<string, TensorToWrit
     try {
       writeAll(fd, len);
       writeAll(fd, headerBytes);
-      for (const b of blobs) writeAll(fd, b);
+      for (const name of names) writeAll(fd, encode(tensors.get(name)!, `${path}: tensor '${name}'`));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -290,6 +340,7 @@ export function writeSafetensors(path: string, tensors: Map<string, TensorToWrit
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
+    if (e instanceof SafetensorsError) throw e; // a value that cannot be encoded, already named
     throw new SafetensorsError(`cannot write safetensors file ${path}: ${(e as Error).message}`);
   }
 }

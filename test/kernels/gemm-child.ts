@@ -63,6 +63,13 @@ for (const [M, N, K] of SHAPES)
     cases++;
     if (!(e <= 1)) failures.push(`gemmPacked ${M}x${N}x${K} beta=${beta}: ${e.toFixed(1)}× tolerance`);
   }
+// Unpacking (an inference model keeps only the packed copy) gives W back bit for bit.
+for (const [, N, K] of SHAPES) {
+  const W = random(N * K);
+  const back = nativeKernels.unpackLinear({ dtype: 'float32', N, K, data: packWeight(W, N, K) });
+  cases++;
+  if (back.length !== W.length || back.some((v, i) => !Object.is(v, W[i]))) failures.push(`unpackLinear ${N}x${K} is not W`);
+}
 // bf16: the oracle rounds A and W to bf16 as the kernel does and accumulates in float64, so the same
 // float32-accumulation tolerance applies and a wrong tile layout fails.
 for (const [M, N, K] of SHAPES)

@@ -15,9 +15,9 @@ const bf16File = SafetensorsFile.read(join(mlm, 'model.bf16.safetensors'));
 
 /** The raw 16-bit patterns of a tensor. */
 function bits16(file: SafetensorsFile, name: string): Uint16Array {
-  const e = file.entry(name);
-  const v = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
-  return Uint16Array.from({ length: e.bytes.byteLength / 2 }, (_, i) => v.getUint16(2 * i, true));
+  const raw = file.bytes(name);
+  const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  return Uint16Array.from({ length: raw.byteLength / 2 }, (_, i) => v.getUint16(2 * i, true));
 }
 
 function assertSame(actual: Float32Array, expected: ArrayLike<number>, what: string): void {

@@ -30,10 +30,6 @@ function specialFloats(): Float32Array {
   return Float32Array.from(v);
 }
 
-function bytesOf(file: SafetensorsFile, name: string): Uint8Array {
-  return file.entry(name).bytes;
-}
-
 describe('writeSafetensors round trip', () => {
   it('F32, BF16, F16 (subnormals, ties, overflow), I64 and I32 read back bit-exactly', () => {
     const dir = tempDir();
@@ -61,12 +57,12 @@ describe('writeSafetensors round trip', () => {
       }
 
       // F32: the very same bits (NaN payload, -0 and subnormals included).
-      const f32 = new Uint32Array(Uint8Array.from(bytesOf(back, 'f32')).buffer);
+      const f32 = new Uint32Array(Uint8Array.from(back.bytes('f32')).buffer);
       floats.forEach((x, i) => assert.equal(f32[i], f32Bits(x), `f32[${i}] = ${x}`));
 
       // 16-bit: the stored bits are the RNE of the input and decode to exactly that value.
       for (const [name, round, value] of [['f16', f32ToF16Bits, f16Value], ['bf16', f32ToBf16Bits, bf16Value]] as const) {
-        const stored = new Uint16Array(Uint8Array.from(bytesOf(back, name)).buffer);
+        const stored = new Uint16Array(Uint8Array.from(back.bytes(name)).buffer);
         const decoded = back.float32(name);
         floats.forEach((x, i) => {
           const want = round(x);
@@ -88,7 +84,7 @@ describe('writeSafetensors round trip', () => {
 
       assert.deepEqual([...back.int32('i64')], [...ints]);
       assert.deepEqual([...back.int32('i32')], [...ints]);
-      const i64 = new BigInt64Array(Uint8Array.from(bytesOf(back, 'i64.from.f32')).buffer);
+      const i64 = new BigInt64Array(Uint8Array.from(back.bytes('i64.from.f32')).buffer);
       assert.deepEqual([...i64], [-5n, 0n, 2n ** 40n]);
       assert.deepEqual([...back.float32('scalar')], [2.5]);
       assert.equal(back.float32('empty').length, 0);
