@@ -1,7 +1,7 @@
 /**
- * THE place that says which model runs when none is given (the CLI without --model, `pipeline(task)`).
- * No trained model ships yet: when <package>/models/default exists it is used, else the caller is told to
- * pass a model. To switch a shipped model on, put it in models/default (or change DEFAULT_MODEL_DIR).
+ * THE place that says which model runs when none is given (the CLI without --model, `pipeline(task)`):
+ * <package>/models/default, the small ModernBERT pretrained by `npm run pretrain:default` and committed with
+ * the package. A checkout without it (deleted, or an install that left it out) is told to pass a model.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,8 +18,9 @@ function packageRoot(): string {
   return dir;
 }
 
-export function defaultModelPath(): string {
-  const path = join(packageRoot(), DEFAULT_MODEL_DIR);
+/** The default model's folder inside the package at `root` (this package unless given). */
+export function defaultModelPath(root = packageRoot()): string {
+  const path = join(root, DEFAULT_MODEL_DIR);
   if (!existsSync(join(path, 'config.json')))
     throw new HubError(`no default model is installed (${path} does not exist): pass a model folder or Hub repo id (--model DIR_OR_ID)`);
   return path;

@@ -154,17 +154,27 @@ describe('modernbert CLI (spawned)', () => {
     assert.equal(info.model.hidden_size, 64);
   });
 
-  it('clear errors: missing model, no default model, unreadable input, bad option value (exit 2)', async () => {
-    const [missing, noDefault, unreadable, bad] = await Promise.all([
+  it('without --model, fill-mask and embed run the shipped default model (what the pipeline gives on it)', async () => {
+    const text = 'The capital of France is [MASK].';
+    const [fill, embed] = await Promise.all([cli(['fill-mask', '--json', text]), cli(['embed', 'first text', 'second'])]);
+    const defaultDir = join(ROOT, 'models', 'default');
+    assert.equal(fill.code, 0, fill.stderr);
+    assert.deepEqual(jsonLines(fill.stdout)[0].masks, [await (await pipeline('fill-mask', defaultDir))(text)]);
+    assert.equal(embed.code, 0, embed.stderr);
+    const rows = jsonLines(embed.stdout);
+    const want = await (await pipeline('feature-extraction', defaultDir))(['first text', 'second'], { pooling: 'mean' });
+    assert.deepEqual(rows.map((r) => r.embedding.length), [want.dims[1], want.dims[1]]);
+    assert.deepEqual(Float32Array.from(rows.flatMap((r) => r.embedding)), want.data);
+  });
+
+  it('clear errors: missing model, unreadable input, bad option value (exit 2)', async () => {
+    const [missing, unreadable, bad] = await Promise.all([
       cli(['fill-mask', '-m', join(tmp, 'nope'), 'a [MASK]']),
-      cli(['fill-mask', 'a [MASK]']),
       cli(['embed', '-m', mlm, '-i', join(tmp, 'missing.txt')]),
       cli(['fill-mask', '-m', mlm, '-k', 'zero', 'a [MASK]']),
     ]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /neither an existing folder nor a Hub repo id/);
-    assert.equal(noDefault.code, 1);
-    assert.match(noDefault.stderr, /no default model is installed.*--model/);
     assert.equal(unreadable.code, 1);
     assert.match(unreadable.stderr, /cannot read input file .*missing\.txt/);
     assert.equal(bad.code, 2);

@@ -5,6 +5,10 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultModelPath } from '../../src/hub/default-model.js';
 import { pipeline, SUPPORTED_TASKS } from '../../src/pipelines/registry.js';
 import { cosineSimilarity } from '../../src/pipelines/feature-extraction.js';
 import { aggregate, type PreEntity } from '../../src/pipelines/token-classification.js';
@@ -28,8 +32,18 @@ describe('pipeline registry', () => {
       /unknown task 'summarization'/.test(e.message) && Object.keys(SUPPORTED_TASKS).every((t) => e.message.includes(t)));
   });
 
-  it('without a model, uses the default model or says to pass one', async () => {
-    await assert.rejects(pipeline('fill-mask'), /no default model is installed.*--model/);
+  it('without a model, runs the shipped default model; a package without one says to pass a model', async () => {
+    const fill = await pipeline('fill-mask');
+    const got = (await fill('The capital of France is [MASK].', { topK: 3 })) as { token: number; score: number }[];
+    assert.equal(got.length, 3);
+    const want = (await (await pipeline('fill-mask', defaultModelPath()))('The capital of France is [MASK].', { topK: 3 })) as { token: number }[];
+    assert.deepEqual(got.map((p) => p.token), want.map((p) => p.token));
+    const empty = mkdtempSync(join(tmpdir(), 'mb-no-default-'));
+    try {
+      assert.throws(() => defaultModelPath(empty), /no default model is installed.*--model/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 });
 
