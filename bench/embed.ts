@@ -199,7 +199,8 @@ const f1 = (x: number) => x.toFixed(1);
 const summary = (s: { median: number; min: number; max: number }) => `${f1(s.median)} [${f1(s.min)}, ${f1(s.max)}]`;
 
 async function parent(opt: Options): Promise<void> {
-  if (opt.tiny && typeof opt.peer === 'string') throw new InvalidArgumentError('--tiny cannot be compared with the peer (its ONNX graph is base-shaped)');
+  if (opt.tiny && typeof opt.peer === 'string')
+    throw new InvalidArgumentError('--tiny runs no peer (setup.sh exports a base-shaped graph); to compare a small model, pass --model DIR and --peer with a graph exported from DIR');
   const peersDir = findPeersDir(opt.peers);
   const tokenizerDir = resolve(opt.tokenizer ?? join(dirname(peersDir), 'tokenizer', 'modernbert'));
   const corpusFile = resolve(opt.corpus);
