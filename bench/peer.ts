@@ -71,7 +71,7 @@ export function memAvailableGiB(): number {
 }
 
 /** Waits (up to waitMinutes) until the workload's peer run fits in free memory; false when it never does. */
-async function waitForMemory(name: string, waitMinutes: number): Promise<boolean> {
+export async function waitForMemory(name: string, waitMinutes: number): Promise<boolean> {
   const need = PEER_NEEDS_GIB[name] ?? 4;
   const deadline = Date.now() + waitMinutes * 60_000;
   for (;;) {

@@ -1,4 +1,6 @@
-/** The benchmark's printed tables: throughput and memory per engine, ratios to the peer, per-kernel time. */
+/** The benchmark's printed tables: the machine, throughput and memory per engine, ratios to the peer, per-kernel time. */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import type { PeerResult, PeerSkipped } from './peer.js';
 import type { FlopCount } from './peers.js';
 import type { KernelStat } from './profile.js';
@@ -55,6 +57,19 @@ export function gemmShare(r: WorkloadResult): { flops: number; ms: number; gflop
     }
   const gflops = ms > 0 ? flops / ms / 1e6 : 0;
   return { flops, ms, gflops, ofPeak: gflops / r.fmaPeakGflops };
+}
+
+/** The CPU as /proc/cpuinfo names it, with family/model (virtual machines often hide the marketing name). */
+export function cpuName(): string {
+  try {
+    const text = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (k: string) => new RegExp(`^${k}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim() ?? '?';
+    const flags = new Set(field('flags').split(/\s+/));
+    const simd = ['avx2', 'avx512f', 'avx512_bf16', 'amx_tile', 'amx_bf16'].filter((f) => flags.has(f));
+    return `${field('model name')} (${field('vendor_id')} family ${field('cpu family')} model ${field('model')}; ${simd.join(' ')})`;
+  } catch {
+    return os.cpus()[0]?.model ?? 'unknown';
+  }
 }
 
 const f1 = (x: number) => x.toFixed(1);

@@ -12,7 +12,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BASE_SHAPE, randomCheckpoint, TINY_SHAPE } from './checkpoint.js';
 import { peerWorkdir, runPeer, type PeerInfo } from './peer.js';
 import { loadPeers, REPO_ROOT, type Peers } from './peers.js';
-import { dtypeTable, GEMM_TARGET, gemmShare, kernelTable, mainTable, ratios, ratioTable, type Row } from './report.js';
+import { cpuName, dtypeTable, GEMM_TARGET, gemmShare, kernelTable, mainTable, ratios, ratioTable, type Row } from './report.js';
 import { ALIASES, runTraining, TRAINING_WORKLOADS } from './training.js';
 import { runInference, type Unavailable, type WorkloadResult } from './workload.js';
 import type { Dtype } from '../src/kernels/types.js';
@@ -66,19 +66,6 @@ const program = new Command('bench')
   .addOption(new Option('--dtype <dtype>', 'precision of the inference Linears; bf16 runs every inference workload in float32 AND bf16 (same session) and prints both rows and their ratio')
     .choices(['float32', 'bf16']).default('float32'))
   .addOption(new Option('--child <workload>', 'internal: run one workload in this process').hideHelp());
-
-/** The CPU as /proc/cpuinfo names it, with family/model (virtual machines often hide the marketing name). */
-function cpuName(): string {
-  try {
-    const text = readFileSync('/proc/cpuinfo', 'utf8');
-    const field = (k: string) => new RegExp(`^${k}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim() ?? '?';
-    const flags = new Set(field('flags').split(/\s+/));
-    const simd = ['avx2', 'avx512f', 'avx512_bf16', 'amx_tile', 'amx_bf16'].filter((f) => flags.has(f));
-    return `${field('model name')} (${field('vendor_id')} family ${field('cpu family')} model ${field('model')}; ${simd.join(' ')})`;
-  } catch {
-    return os.cpus()[0]?.model ?? 'unknown';
-  }
-}
 
 function childArgs(name: string, opt: Options, model: string, peers: Peers, dtype: Dtype): string[] {
   return ['--import', 'tsx', SELF, '--child', name, '--model', model, '--peers', peers.dir, '--threads', String(opt.threads),

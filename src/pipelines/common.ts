@@ -57,8 +57,8 @@ export function encodeAll(
   });
 }
 
-/** Consecutive groups of encodings whose tokens fit `maxTokens` (one sequence may exceed it alone). */
-export function* packedChunks(encodings: Encoding[], maxTokens: number): Generator<{ start: number; inputIds: Int32Array; cuSeqlens: Int32Array }> {
+/** Consecutive groups of encodings (or bare token ids) whose tokens fit `maxTokens` (one sequence may exceed it alone). */
+export function* packedChunks(encodings: Pick<Encoding, 'inputIds'>[], maxTokens: number): Generator<{ start: number; inputIds: Int32Array; cuSeqlens: Int32Array }> {
   let start = 0;
   while (start < encodings.length) {
     let end = start;
