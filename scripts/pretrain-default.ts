@@ -215,20 +215,23 @@ for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.
   // Contents, not the file mode: the shared tokenizer files are read-only, and a re-export must overwrite them.
   if (existsSync(join(args.tokenizer, f))) writeFileSync(join(outDir, f), readFileSync(join(args.tokenizer, f)));
 
-// Reload the export (as a user would) and fill masks in held-out-style sentences fixed before training.
+// Reload the export (as a user would) and fill masks in sentences of held-out documents (never trained on), one
+// word each, all chosen before the model was trained; the masked word is kept to print beside the predictions.
 const { pipeline } = await import('../src/pipelines/registry.js');
 const fill = await pipeline('fill-mask', outDir);
 const PROBES = [
-  'The President shall from time to time give to the Congress information of the State of the [MASK].',
-  'And God said, Let there be [MASK]: and there was light.',
-  'The function returns an error if the file does not [MASK].',
-  'Call me Ishmael. Some years ago I went to [MASK].',
+  { text: 'This year, we gather in this Chamber deeply aware of decisive days that lie [MASK].', answer: 'ahead' }, // sotu
+  { text: 'Consequently, if no field has a tag, tags may be [MASK].', answer: 'nil' }, // code-go
+  { text: 'Specifying a directory will include all unresolved files in that [MASK].', answer: 'path' }, // git-docs
+  { text: 'The ALTER USER statement is a PostgreSQL [MASK].', answer: 'extension' }, // postgresql-docs
+  { text: 'This document is an attempt to shine some light on the guts of the regex [MASK] and how it works.', answer: 'engine' }, // perl-docs
+  { text: 'He was fifty-eight years [MASK] when he lost his sight.', answer: 'old' }, // web-bible
 ];
-const fillMask: { text: string; top: string[] }[] = [];
-for (const text of PROBES) {
+const fillMask: { text: string; answer: string; top: string[] }[] = [];
+for (const { text, answer } of PROBES) {
   const preds = (await fill(text, { topK: 5 })) as { tokenStr: string; score: number }[];
-  fillMask.push({ text, top: preds.map((p) => `${p.tokenStr.trim()} (${p.score.toFixed(3)})`) });
-  say(`fill-mask: ${text} → ${fillMask.at(-1)!.top.join(', ')}`);
+  fillMask.push({ text, answer, top: preds.map((p) => `${p.tokenStr.trim()} (${p.score.toFixed(3)})`) });
+  say(`fill-mask: ${text} [${answer}] → ${fillMask.at(-1)!.top.join(', ')}`);
 }
 
 // A resumed phase re-evaluates the steps after its checkpoint: keep the last row per (phase, step), in order.

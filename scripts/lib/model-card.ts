@@ -8,7 +8,7 @@ export interface CardInput {
   trainTokens: number;
   baseline: { loss: number; accuracy: number };
   last: Record<string, number | string>;
-  fillMask: { text: string; top: string[] }[];
+  fillMask: { text: string; answer: string; top: string[] }[];
   medianTokensPerSecond: number | null;
   trainHours: number;
   curvePng: string;
@@ -88,9 +88,9 @@ steps, median ${c.medianTokensPerSecond ?? 'n/a'} tokens/s per step.
 Learning curve: \`${c.curvePng}\` (top: loss, bottom: accuracy; blue phase 1, red phase 2, grey dashed the
 unigram baseline) and the JSONL beside it.
 
-Fill-mask on sentences fixed before training, printed as they came:
+Fill-mask on sentences of held-out documents (never trained on), chosen before training, printed as they came:
 
-${c.fillMask.map((m) => `- ${m.text}\n  → ${m.top.join(', ')}`).join('\n')}
+${c.fillMask.map((m) => `- ${m.text} (masked: *${m.answer}*)\n  → ${m.top.join(', ')}`).join('\n')}
 
 ## Limitations
 
