@@ -21,7 +21,7 @@ import { BASE_SHAPE, randomCheckpoint, TINY_SHAPE } from './checkpoint.js';
 import { runEngine, writeCorpus, type Engine, type EngineFailed, type EngineResult } from './embed-engines.js';
 import { memAvailableGiB, PEER_MODEL_FILE, peerWorkdir, waitForMemory } from './peer.js';
 import { findPeersDir, REPO_ROOT } from './peers.js';
-import { cpuName } from './report.js';
+import { cpuName, int, positive } from './report.js';
 import { median } from './workload.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -48,17 +48,6 @@ interface Options {
   ids?: string;
   out?: string;
 }
-
-const int = (min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
-  return n;
-};
-const positive = (v: string) => {
-  const n = Number(v);
-  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
-  return n;
-};
 
 const program = new Command('bench:embed')
   .description('Embedding throughput (mean pooling + L2 normalisation) on a real-text corpus of mixed lengths, ours and ONNX Runtime in the same run')

@@ -1,10 +1,23 @@
 /** The benchmark's printed tables: the machine, throughput and memory per engine, ratios to the peer, per-kernel time. */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { InvalidArgumentError } from 'commander';
 import type { PeerResult, PeerSkipped } from './peer.js';
 import type { FlopCount } from './peers.js';
 import type { KernelStat } from './profile.js';
 import type { Unavailable, WorkloadResult } from './workload.js';
+
+/** Option parsers of the bench command lines: an integer >= min, a positive number. */
+export const int = (min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+  return n;
+};
+export const positive = (v: string) => {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
+  return n;
+};
 
 export interface Row {
   workload: string;

@@ -12,7 +12,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BASE_SHAPE, randomCheckpoint, TINY_SHAPE } from './checkpoint.js';
 import { peerWorkdir, runPeer, type PeerInfo } from './peer.js';
 import { loadPeers, REPO_ROOT, type Peers } from './peers.js';
-import { cpuName, dtypeTable, GEMM_TARGET, gemmShare, kernelTable, mainTable, ratios, ratioTable, type Row } from './report.js';
+import { cpuName, dtypeTable, int, positive, GEMM_TARGET, gemmShare, kernelTable, mainTable, ratios, ratioTable, type Row } from './report.js';
 import { ALIASES, runTraining, TRAINING_WORKLOADS } from './training.js';
 import { runInference, type Unavailable, type WorkloadResult } from './workload.js';
 import type { Dtype } from '../src/kernels/types.js';
@@ -36,17 +36,6 @@ interface Options {
   dtype: Dtype;
   child?: string;
 }
-
-const int = (min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
-  return n;
-};
-const positive = (v: string) => {
-  const n = Number(v);
-  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
-  return n;
-};
 
 const program = new Command('bench')
   .description('ModernBERT encoder benchmark on the shared workloads, optionally side by side with ONNX Runtime')

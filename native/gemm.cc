@@ -481,8 +481,10 @@ size_t packed_weight_size(int N, int K) {
 }
 
 // The layout gemm_block reads: for each KC block of depth kc starting at k0, at offset k0*Npad, the
-// Npad/NR panels of kc×NR, i.e. the whole of op(B) = Wᵀ packed as one block per KC.
-void pack_weight(float* Wp, const float* W, int N, int K) {
+// Npad/NR panels of kc×NR, i.e. the whole of op(B) = Wᵀ packed as one block per KC. `fn(panel, k0, kc, j0, w)`
+// runs once per panel (in parallel): the panel holding columns [j0, j0+w) of op(B), rows [k0, k0+kc).
+template <typename Fn>
+void for_each_weight_panel(int N, int K, Fn fn) {
   const int NR = impl().NR;
   const int Npad = (N + NR - 1) / NR * NR;
   const int panels = Npad / NR;
@@ -490,8 +492,14 @@ void pack_weight(float* Wp, const float* W, int N, int K) {
   parallel_for(kBlocks * panels, [&](int t) {
     const int kb = t / panels, p = t % panels;
     const int k0 = kb * KC, kc = std::min(KC, K - k0);
-    pack_b(Wp + size_t(k0) * Npad + size_t(p) * kc * NR, W, K, true, NR, impl().packTransposed, k0, kc, p * NR,
-           std::min(NR, N - p * NR));
+    fn(size_t(k0) * Npad + size_t(p) * kc * NR, k0, kc, p * NR, std::min(NR, N - p * NR));
+  });
+}
+
+void pack_weight(float* Wp, const float* W, int N, int K) {
+  const int NR = impl().NR;
+  for_each_weight_panel(N, K, [&](size_t panel, int k0, int kc, int j0, int w) {
+    pack_b(Wp + panel, W, K, true, NR, impl().packTransposed, k0, kc, j0, w);
   });
 }
 
@@ -499,17 +507,10 @@ void pack_weight(float* Wp, const float* W, int N, int K) {
 // copy alone and still hand back W when training or saving needs it.
 void unpack_weight(float* W, const float* Wp, int N, int K) {
   const int NR = impl().NR;
-  const int Npad = (N + NR - 1) / NR * NR;
-  const int panels = Npad / NR;
-  const int kBlocks = (K + KC - 1) / KC;
-  parallel_for(kBlocks * panels, [&](int t) {
-    const int kb = t / panels, p = t % panels;
-    const int k0 = kb * KC, kc = std::min(KC, K - k0);
-    const float* panel = Wp + size_t(k0) * Npad + size_t(p) * kc * NR;
-    const int w = std::min(NR, N - p * NR);
+  for_each_weight_panel(N, K, [&](size_t panel, int k0, int kc, int j0, int w) {
     for (int j = 0; j < w; j++) {
-      float* row = W + size_t(p * NR + j) * K + k0;
-      for (int k = 0; k < kc; k++) row[k] = panel[size_t(k) * NR + j];
+      float* row = W + size_t(j0 + j) * K + k0;
+      for (int k = 0; k < kc; k++) row[k] = Wp[panel + size_t(k) * NR + j];
     }
   });
 }
