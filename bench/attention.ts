@@ -30,8 +30,8 @@ if (process.argv.includes('--threads')) setNumThreads(arg('threads', 0));
   for (const window of [-1, 64]) {
     const out = new Float32Array(n * hidden), lse = new Float32Array(H * n);
     const ro = new Float32Array(n * hidden), rl = new Float32Array(H * n);
-    nativeKernels.attention(out, lse, qkv, cu, 1, H, Dh, window, scale);
-    referenceKernels.attention(ro, rl, qkv, cu, 1, H, Dh, window, scale);
+    nativeKernels.attention(out, lse, qkv, cu, 1, H, Dh, window, scale, false);
+    referenceKernels.attention(ro, rl, qkv, cu, 1, H, Dh, window, scale, false);
     expectClose('out', out, ro, 1e-5, 1e-5);
     const g = new Float32Array(n * 3 * hidden), rg = new Float32Array(n * 3 * hidden);
     nativeKernels.attentionBackward(g, dout, qkv, ro, rl, cu, 1, H, Dh, window, scale);
@@ -77,7 +77,7 @@ function pairs(window: number): number {
 type Timing = { wall: number; cpu: number };
 const rows: { layer: string; fwd: Timing; bwd: Timing; fwdFlops: number; bwdFlops: number }[] = [];
 for (const [layer, window] of [['global', -1], ['local (window 64)', 64]] as const) {
-  const fwd = median(() => nativeKernels.attention(out, lse, qkv, cu, 1, H, Dh, window, scale));
+  const fwd = median(() => nativeKernels.attention(out, lse, qkv, cu, 1, H, Dh, window, scale, false));
   const bwd = median(() => nativeKernels.attentionBackward(dqkv, dout, qkv, out, lse, cu, 1, H, Dh, window, scale));
   const p = pairs(window) * H;
   rows.push({ layer, fwd, bwd, fwdFlops: 4 * Dh * p, bwdFlops: 10 * Dh * p });

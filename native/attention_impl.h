@@ -266,6 +266,229 @@ static void attention_forward(float* out, float* lse, const float* qkv, const in
   });
 }
 
+#if MB_VEC_ISA == 2
+// ---- bf16 forward (inference with dtype 'bf16' on CPUs with AVX512-BF16) ----
+// The same tiles and online softmax as attention_forward, but both products take bf16 operands with float32
+// accumulation: Q (already scaled by scale·log2 e), K, V and P are rounded to bf16 (nearest even); scores, the
+// softmax statistics, the rescale and O stay float32. VDPBF16PS multiplies PAIRS along the reduction dimension,
+// so every operand is stored as 32-bit lanes holding two bf16 values (low half first):
+//   St = K·Qᵀ reduces over Dh: K rows are plain bf16 rows ([key][Dh/2] pairs, broadcast), Qᵀ is Qt2[Dh/2][query];
+//   O += Pᵀ·V reduces over keys: P2[key pair][query] (broadcast) and V2[key pair][Dp] (loaded).
+// Key pairs start at even offsets from their sequence's start, so a pair never spans two sequences; a key block
+// starts at an even offset too (the extra key is outside the window and masked), and an odd last key is paired
+// with zero (P = 0, and V = 0 past the sequence's end).
+#define MB_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,avx512bf16")))
+
+// C[RB, NV·16] (+)= Σ_k A[r·ars + k·aks] · B[k·ldb + 0:NV·16] where each term is a pair product
+// a.lo·b.lo + a.hi·b.hi (K pairs in all); the twin of tile_kernel.
+template <int RB, int NV, bool ACC>
+static MB_BF16_TARGET void tile_kernel_bf16(float* C, int ldc, const uint32_t* A, int ars, int aks, const uint32_t* B,
+                                            int ldb, int K) {
+  __m512 acc[RB][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = ACC ? _mm512_loadu_ps(C + r * ldc + v * W) : _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    __m512bh b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) b[v] = (__m512bh)_mm512_loadu_si512(B + size_t(k) * ldb + v * W);
+    const uint32_t* a = A + size_t(k) * aks;
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; r++) {
+      const __m512bh ar = (__m512bh)_mm512_set1_epi32(int(a[size_t(r) * ars]));
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], ar, b[v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(C + r * ldc + v * W, acc[r][v]);
+}
+
+using TileFnBf16 = void (*)(float*, int, const uint32_t*, int, int, const uint32_t*, int, int);
+
+template <bool ACC, int RB, int... NV>
+constexpr std::array<TileFnBf16, kMaxNv> tile_row_bf16(std::integer_sequence<int, NV...>) {
+  return {{&tile_kernel_bf16<RB, NV + 1, ACC>...}};
+}
+template <bool ACC, int... RB>
+constexpr std::array<std::array<TileFnBf16, kMaxNv>, kMaxRows> tile_table_bf16(std::integer_sequence<int, RB...>) {
+  return {{tile_row_bf16<ACC, RB + 1>(std::make_integer_sequence<int, kMaxNv>())...}};
+}
+
+// tile_gemm with pair operands: C[R, N] (+)= A[R, K pairs] · B[K pairs, N], N a multiple of 16, same blocking
+// and prefetching.
+template <bool ACC>
+static void tile_gemm_bf16(float* C, int ldc, const uint32_t* A, int ars, int aks, const uint32_t* B, int ldb, int R,
+                           int N, int K, const Prefetch& pf) {
+  static constexpr auto table = tile_table_bf16<ACC>(std::make_integer_sequence<int, kMaxRows>());
+  const int calls = (N + kMaxNv * W - 1) / (kMaxNv * W) * ((R + rows_for(kMaxNv) - 1) / rows_for(kMaxNv));
+  const char* pfc = reinterpret_cast<const char*>(pf.base);
+  const size_t step = ((pf.bytes + 63) / 64 + calls - 1) / std::max(1, calls) * 64;
+  size_t done = 0;
+  for (int n0 = 0; n0 < N; n0 += kMaxNv * W) {
+    const int nv = std::min(kMaxNv, (N - n0) / W);
+    const int rb = rows_for(nv);
+    for (int r0 = 0; r0 < R; r0 += rb) {
+      for (const size_t end = std::min(pf.bytes, done + step); done < end; done += 64)
+        _mm_prefetch(pfc + done, _MM_HINT_T1);
+      const int rows = std::min(rb, R - r0);
+      table[rows - 1][nv - 1](C + size_t(r0) * ldc + n0, ldc, A + size_t(r0) * ars, ars, aks, B + n0, ldb, K);
+    }
+  }
+}
+
+// 16 pairs (lo[i], hi[i]) rounded to bf16 (nearest even), lo in the low half of each 32-bit lane.
+static MB_BF16_TARGET __m512i pair_bf16(__m512 lo, __m512 hi) {
+  // cvtne2ps gives lo0..lo15 then hi0..hi15 as 16-bit elements; interleave them.
+  alignas(64) static const uint16_t interleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+  return _mm512_permutexvar_epi16(_mm512_load_si512(interleave), both);
+}
+
+// dst[d] = bf16(mul·src[d]) for d < Dh, 0 for Dh <= d < 2·pairs: one row as `pairs` 32-bit pairs.
+static MB_BF16_TARGET void bf16_row(uint32_t* dst, const float* src, int Dh, int pairs, float mul) {
+  uint16_t* o = reinterpret_cast<uint16_t*>(dst);
+  const __m512 vm = _mm512_set1_ps(mul);
+  for (int d = 0; d < 2 * pairs; d += W) {
+    const int n = std::max(0, std::min(W, Dh - d));
+    const __m256bh h = _mm512_cvtneps_pbh(_mm512_mul_ps(vm, _mm512_maskz_loadu_ps(first_n(n), src + d)));
+    _mm256_mask_storeu_epi16(o + d, first_n(std::min(W, 2 * pairs - d)), (__m256i)h);
+  }
+}
+
+// One pair of keys (tok, tok + 1) of a sequence, or (tok, none) for an odd last key.
+struct KeyPair { int tok, n; };
+
+static MB_BF16_TARGET void attention_forward_bf16(float* out, float* lse, const float* qkv, const int32_t* cu,
+                                                  int numSeqs, int H, int Dh, int window, float scale) {
+  const int hidden = H * Dh;
+  const size_t stride = size_t(3) * hidden;
+  const int T = cu[numSeqs];
+  const int Dp = round_up(Dh, W);
+  const int Dh2 = (Dh + 1) / 2;  // pairs along Dh
+  int Bq, Bk;
+  block_sizes(window, &Bq, &Bk);  // Bk is even, so key blocks keep the pairing
+  static thread_local std::vector<QueryBlock> blocks;
+  blocks.clear();
+  for (int s = 0; s < numSeqs; s++)
+    for (int q = cu[s]; q < cu[s + 1]; q += Bq) blocks.push_back({s, q, std::min(cu[s + 1], q + Bq)});
+  const int nb = int(blocks.size());
+  const QueryBlock* blk = blocks.data();
+  static std::vector<KeyPair> pairs;
+  static std::vector<int> pairBase;
+  pairs.clear();
+  pairBase.assign(numSeqs, 0);
+  for (int s = 0; s < numSeqs; s++) {
+    pairBase[s] = int(pairs.size());
+    for (int t = cu[s]; t < cu[s + 1]; t += 2) pairs.push_back({t, std::min(2, cu[s + 1] - t)});
+  }
+  const int NP = int(pairs.size());
+  // K as bf16 rows [H][T][Dh2] and V as key pairs [H][NP][Dp], packed once per call.
+  static std::vector<uint32_t> kvbuf;
+  if (kvbuf.size() < size_t(H) * (size_t(T) * Dh2 + size_t(NP) * Dp)) kvbuf.resize(size_t(H) * (size_t(T) * Dh2 + size_t(NP) * Dp));
+  uint32_t* K2 = kvbuf.data();
+  uint32_t* V2 = K2 + size_t(H) * T * Dh2;
+  const int packGrain = 256;
+  parallel_for((T + packGrain - 1) / packGrain, [&](int c) {
+    const int t0 = c * packGrain, t1 = std::min(T, t0 + packGrain);
+    for (int h = 0; h < H; h++)
+      for (int t = t0; t < t1; t++) bf16_row(K2 + (size_t(h) * T + t) * Dh2, qkv + t * stride + hidden + h * Dh, Dh, Dh2, 1.f);
+  });
+  parallel_for((NP + packGrain - 1) / packGrain, [&](int c) {
+    const int p0 = c * packGrain, p1 = std::min(NP, p0 + packGrain);
+    for (int h = 0; h < H; h++)
+      for (int p = p0; p < p1; p++) {
+        const float* v0 = qkv + pairs[p].tok * stride + 2 * hidden + h * Dh;
+        const float* v1 = v0 + stride;
+        uint32_t* o = V2 + (size_t(h) * NP + p) * Dp;
+        for (int d = 0; d < Dp; d += W) {
+          const __mmask16 k = first_n(std::max(0, std::min(W, Dh - d)));
+          const __m512 lo = _mm512_maskz_loadu_ps(k, v0 + d);
+          const __m512 hi = pairs[p].n == 2 ? _mm512_maskz_loadu_ps(k, v1 + d) : _mm512_setzero_ps();
+          _mm512_storeu_si512(o + d, pair_bf16(lo, hi));
+        }
+      }
+  });
+  const int* base = pairBase.data();
+  parallel_for(nb * H, [&](int task) {
+    const FlushDenormals ftz;
+    const QueryBlock b = blk[task / H];
+    const int h = task % H;
+    const int start = cu[b.seq], end = cu[b.seq + 1];
+    const int q0 = b.q0, nq = b.q1 - b.q0;
+    static thread_local std::vector<float> buf;
+    static thread_local std::vector<uint32_t> buf2;
+    float* St = scratch(buf, size_t(Bk) * Bq + size_t(Bq) * Dp + 3 * size_t(Bq));
+    float* O = St + size_t(Bk) * Bq;
+    float* m = O + size_t(Bq) * Dp;
+    float* l = m + Bq;
+    float* corr = l + Bq;
+    if (buf2.size() < size_t(Dh2) * Bq + size_t(Bk / 2) * Bq + Dh2) buf2.resize(size_t(Dh2) * Bq + size_t(Bk / 2) * Bq + Dh2);
+    uint32_t* Qt2 = buf2.data();
+    uint32_t* P2 = Qt2 + size_t(Dh2) * Bq;
+    uint32_t* row = P2 + size_t(Bk / 2) * Bq;
+
+    // Qᵀ in pairs, scores in base-2 units as in the float32 path; query columns past nq are zero.
+    const float mul = scale * kLog2e;
+    for (int i = 0; i < Bq; i++) {
+      if (i < nq) bf16_row(row, qkv + (q0 + i) * stride + h * Dh, Dh, Dh2, mul);
+      else std::fill(row, row + Dh2, 0u);
+      for (int p = 0; p < Dh2; p++) Qt2[size_t(p) * Bq + i] = row[p];
+    }
+    std::fill(O, O + size_t(Bq) * Dp, 0.f);
+    std::fill(m, m + Bq, -INFINITY);
+    std::fill(l, l + Bq, 0.f);
+
+    int kLo = start, kHi = end;
+    if (window >= 0) {
+      kLo = std::max(start, q0 - window);
+      kHi = std::min(end, q0 + nq + window);
+    }
+    kLo = start + ((kLo - start) & ~1);
+    const int nv = Bq / W;
+    for (int kb = kLo; kb < kHi; kb += Bk) {
+      const int nk = std::min(Bk, kHi - kb), nk2 = (nk + 1) / 2;
+      const uint32_t* Kp = K2 + (size_t(h) * T + kb) * Dh2;
+      const uint32_t* Vp = V2 + (size_t(h) * NP + base[b.seq] + (kb - start) / 2) * Dp;
+      const int nextKeys = std::max(0, std::min(Bk, kHi - kb - Bk));
+      tile_gemm_bf16<false>(St, Bq, Kp, Dh2, 1, Qt2, Bq, nk, Bq, Dh2,
+                            {reinterpret_cast<const float*>(Kp + size_t(Bk) * Dh2), size_t(nextKeys) * Dh2 * 4});
+      mask_window(St, Bq, kb, nk, q0, nq, window);
+      if (nv == 128 / W) online_softmax<128 / W>(St, nk, m, l, corr);
+      else if (nv == 64 / W) online_softmax<64 / W>(St, nk, m, l, corr);
+      else online_softmax<32 / W>(St, nk, m, l, corr);
+      for (int i = 0; i < nq; i++) {
+        if (corr[i] == 1.f) continue;
+        const Vf c = set1(corr[i]);
+        for (int d = 0; d < Dp; d += W) store(O + size_t(i) * Dp + d, load(O + size_t(i) * Dp + d) * c);
+      }
+      // P2[j2][i] = (P[2·j2][i], P[2·j2 + 1][i]) in bf16; an odd last key's partner gets P = 0.
+      for (int j2 = 0; j2 < nk2; j2++) {
+        const float* lo = St + size_t(2 * j2) * Bq;
+        const bool pair = 2 * j2 + 1 < nk;
+        for (int i = 0; i < Bq; i += W)
+          _mm512_storeu_si512(P2 + size_t(j2) * Bq + i,
+                              pair_bf16(_mm512_loadu_ps(lo + i), pair ? _mm512_loadu_ps(lo + Bq + i) : _mm512_setzero_ps()));
+      }
+      // O[i] += Σ_j P[j][i] v_j
+      tile_gemm_bf16<true>(O, Dp, P2, 1, Bq, Vp, Dp, nq, Dp, nk2,
+                           {reinterpret_cast<const float*>(Vp + size_t(Bk / 2) * Dp), size_t(nextKeys + 1) / 2 * Dp * 4});
+    }
+    for (int i = 0; i < nq; i++) {
+      float* o = out + size_t(q0 + i) * hidden + h * Dh;
+      const float inv = 1.f / l[i];
+      for (int d = 0; d < Dh; d++) o[d] = O[size_t(i) * Dp + d] * inv;
+      if (lse) lse[size_t(h) * T + q0 + i] = m[i] * kLn2 + std::log(l[i]);
+    }
+  });
+}
+#undef MB_BF16_TARGET
+#endif  // MB_VEC_ISA == 2
+
 // FlashAttention-2 backward. One task per (sequence, head) owns every write to that head's rows of dqkv, so the
 // tasks never race: for each key block it accumulates dK and dV over the query blocks that see it, and adds
 // that tile's share into a per-task dQ accumulator. P is recomputed from the saved lse.

@@ -427,7 +427,8 @@ export class ModernBertModel {
       }
       this.linear(qkv, attnIn, L.Wqkv, L.bqkv, T, 0);
       k.rope(qkv, positions, rope.cos, rope.sin, T, heads, Dh, maxPos);
-      k.attention(attn, s ? s.lse : null, qkv, cuSeqlens, numSeqs, heads, Dh, global ? -1 : c.window, scale);
+      // bf16 attention in inference only: training keeps float32 (its backward recomputes P from a float32 lse).
+      k.attention(attn, s ? s.lse : null, qkv, cuSeqlens, numSeqs, heads, Dh, global ? -1 : c.window, scale, !s && this.dtype === 'bf16');
       if (s?.attnMask) {
         // Dropout on the attention output (HF's out_drop) before the residual add.
         const o = this.ws.get('attnOut', T * H);
