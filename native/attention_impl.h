@@ -267,20 +267,24 @@ static void attention_forward(float* out, float* lse, const float* qkv, const in
 }
 
 #if MB_VEC_ISA == 2
-// ---- bf16 forward (inference with dtype 'bf16' on CPUs with AVX512-BF16) ----
-// The same tiles and online softmax as attention_forward, but both products take bf16 operands with float32
-// accumulation: Q (already scaled by scale·log2 e), K, V and P are rounded to bf16 (nearest even); scores, the
-// softmax statistics, the rescale and O stay float32. VDPBF16PS multiplies PAIRS along the reduction dimension,
-// so every operand is stored as 32-bit lanes holding two bf16 values (low half first):
-//   St = K·Qᵀ reduces over Dh: K rows are plain bf16 rows ([key][Dh/2] pairs, broadcast), Qᵀ is Qt2[Dh/2][query];
-//   O += Pᵀ·V reduces over keys: P2[key pair][query] (broadcast) and V2[key pair][Dp] (loaded).
-// Key pairs start at even offsets from their sequence's start, so a pair never spans two sequences; a key block
-// starts at an even offset too (the extra key is outside the window and masked), and an odd last key is paired
-// with zero (P = 0, and V = 0 past the sequence's end).
+// ---- bf16 forward (inference with dtype 'bf16' on CPUs with AMX or AVX512-BF16) ----
+// The same query blocks, key blocks and online softmax as attention_forward, but both products take bf16
+// operands with float32 accumulation: Q (already scaled by scale·log2 e), K, V and P are rounded to bf16 (nearest
+// even); scores, the softmax statistics, the rescale and O stay float32. The bf16 instructions (AMX TDPBF16PS and
+// VDPBF16PS) multiply PAIRS along the reduction dimension, so the operands are laid out with pairs in 32-bit lanes
+// (low half first), in the shapes AMX tiles load:
+//   St[key][query]  = K·Qᵀ reduces over Dh: K2 = bf16 rows [key][Dhp], Qt2 = [Dh pair][query] pairs;
+//   Ot[d][query]   += Vᵀ·P reduces over keys: Vt = bf16 rows [d][key] (keys in pair order), P2 = [key pair][query].
+// O is kept transposed so the per-query rescale is a row-wise vector product. Key pairs start at even offsets from
+// their sequence's start, so a pair never spans two sequences; a key block starts at an even offset too (the extra
+// key is outside the window and masked), and the odd last key of a block is paired with P = 0.
+// Dh is padded to Dhp (a multiple of 32) with zeros; keys past a block (to a multiple of 32, read by whole AMX
+// tiles) meet P = 0, and the buffers have 32 zero keys of slack at their ends.
 #define MB_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,avx512bf16")))
+#define MB_AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,avx512bf16,amx-tile,amx-bf16")))
 
 // C[RB, NV·16] (+)= Σ_k A[r·ars + k·aks] · B[k·ldb + 0:NV·16] where each term is a pair product
-// a.lo·b.lo + a.hi·b.hi (K pairs in all); the twin of tile_kernel.
+// a.lo·b.lo + a.hi·b.hi (K pairs in all): tile_kernel for VDPBF16PS.
 template <int RB, int NV, bool ACC>
 static MB_BF16_TARGET void tile_kernel_bf16(float* C, int ldc, const uint32_t* A, int ars, int aks, const uint32_t* B,
                                             int ldb, int K) {
@@ -318,27 +322,67 @@ constexpr std::array<std::array<TileFnBf16, kMaxNv>, kMaxRows> tile_table_bf16(s
   return {{tile_row_bf16<ACC, RB + 1>(std::make_integer_sequence<int, kMaxNv>())...}};
 }
 
-// tile_gemm with pair operands: C[R, N] (+)= A[R, K pairs] · B[K pairs, N], N a multiple of 16, same blocking
-// and prefetching.
+// tile_gemm with pair operands: C[R, N] (+)= A[R, K pairs] · B[K pairs, N], N a multiple of 16.
 template <bool ACC>
 static void tile_gemm_bf16(float* C, int ldc, const uint32_t* A, int ars, int aks, const uint32_t* B, int ldb, int R,
-                           int N, int K, const Prefetch& pf) {
+                           int N, int K) {
   static constexpr auto table = tile_table_bf16<ACC>(std::make_integer_sequence<int, kMaxRows>());
-  const int calls = (N + kMaxNv * W - 1) / (kMaxNv * W) * ((R + rows_for(kMaxNv) - 1) / rows_for(kMaxNv));
-  const char* pfc = reinterpret_cast<const char*>(pf.base);
-  const size_t step = ((pf.bytes + 63) / 64 + calls - 1) / std::max(1, calls) * 64;
-  size_t done = 0;
   for (int n0 = 0; n0 < N; n0 += kMaxNv * W) {
     const int nv = std::min(kMaxNv, (N - n0) / W);
     const int rb = rows_for(nv);
-    for (int r0 = 0; r0 < R; r0 += rb) {
-      for (const size_t end = std::min(pf.bytes, done + step); done < end; done += 64)
-        _mm_prefetch(pfc + done, _MM_HINT_T1);
-      const int rows = std::min(rb, R - r0);
-      table[rows - 1][nv - 1](C + size_t(r0) * ldc + n0, ldc, A + size_t(r0) * ars, ars, aks, B + n0, ldb, K);
-    }
+    for (int r0 = 0; r0 < R; r0 += rb)
+      table[std::min(rb, R - r0) - 1][nv - 1](C + size_t(r0) * ldc + n0, ldc, A + size_t(r0) * ars, ars, aks, B + n0, ldb, K);
   }
 }
+
+// AMX: every tile is 16 rows × 64 bytes (16 floats, or 32 bf16 = 16 pairs); 0-3 accumulate a 32×32 block of C,
+// 4-5 hold A (32 rows × 32 k), 6-7 hold B (16 k pairs × 32 columns). The config lives in a global because
+// _tile_loadconfig's asm declares a read of one byte only (see gemm_bf16.cc).
+struct alignas(64) AmxConfig {
+  uint8_t palette = 1, startRow = 0, reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+static const AmxConfig amxConfig;
+
+// C[R, N] (+)= A[R, K] · B[K/2 pairs, N] for R, N, K multiples of 32: A bf16 rows (lda elements apart), B pair
+// rows (ldb pairs apart), C float rows (ldc apart). ACC loads C first.
+template <bool ACC>
+static MB_AMX_TARGET void amx_gemm(float* C, int ldc, const uint16_t* A, int lda, const uint32_t* B, int ldb, int R,
+                                   int N, int K) {
+  const size_t cs = size_t(ldc) * 4, as = size_t(lda) * 2, bs = size_t(ldb) * 4;
+  for (int r0 = 0; r0 < R; r0 += 32)
+    for (int n0 = 0; n0 < N; n0 += 32) {
+      float* c = C + size_t(r0) * ldc + n0;
+      if (ACC) {
+        _tile_loadd(0, c, cs);
+        _tile_loadd(1, c + 16, cs);
+        _tile_loadd(2, c + size_t(16) * ldc, cs);
+        _tile_loadd(3, c + size_t(16) * ldc + 16, cs);
+      } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+      }
+      for (int k = 0; k < K; k += 32) {
+        _tile_loadd(4, A + size_t(r0) * lda + k, as);
+        _tile_loadd(5, A + size_t(r0 + 16) * lda + k, as);
+        _tile_loadd(6, B + size_t(k / 2) * ldb + n0, bs);
+        _tile_loadd(7, B + size_t(k / 2) * ldb + n0 + 16, bs);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      _tile_stored(0, c, cs);
+      _tile_stored(1, c + 16, cs);
+      _tile_stored(2, c + size_t(16) * ldc, cs);
+      _tile_stored(3, c + size_t(16) * ldc + 16, cs);
+    }
+}
+static MB_AMX_TARGET void amx_begin() { _tile_loadconfig(&amxConfig); }
+static MB_AMX_TARGET void amx_end() { _tile_release(); }
 
 // 16 pairs (lo[i], hi[i]) rounded to bf16 (nearest even), lo in the low half of each 32-bit lane.
 static MB_BF16_TARGET __m512i pair_bf16(__m512 lo, __m512 hi) {
@@ -349,29 +393,29 @@ static MB_BF16_TARGET __m512i pair_bf16(__m512 lo, __m512 hi) {
   return _mm512_permutexvar_epi16(_mm512_load_si512(interleave), both);
 }
 
-// dst[d] = bf16(mul·src[d]) for d < Dh, 0 for Dh <= d < 2·pairs: one row as `pairs` 32-bit pairs.
-static MB_BF16_TARGET void bf16_row(uint32_t* dst, const float* src, int Dh, int pairs, float mul) {
-  uint16_t* o = reinterpret_cast<uint16_t*>(dst);
+// dst[d] = bf16(mul·src[d]) for d < Dh, 0 for Dh <= d < n (n a multiple of 16).
+static MB_BF16_TARGET void bf16_row(uint16_t* dst, const float* src, int Dh, int n, float mul) {
   const __m512 vm = _mm512_set1_ps(mul);
-  for (int d = 0; d < 2 * pairs; d += W) {
-    const int n = std::max(0, std::min(W, Dh - d));
-    const __m256bh h = _mm512_cvtneps_pbh(_mm512_mul_ps(vm, _mm512_maskz_loadu_ps(first_n(n), src + d)));
-    _mm256_mask_storeu_epi16(o + d, first_n(std::min(W, 2 * pairs - d)), (__m256i)h);
+  for (int d = 0; d < n; d += W) {
+    const __m512 x = _mm512_maskz_loadu_ps(first_n(std::max(0, std::min(W, Dh - d))), src + d);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + d), (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(vm, x)));
   }
 }
+
+static MB_BF16_TARGET __m512i iota16() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 
 // One pair of keys (tok, tok + 1) of a sequence, or (tok, none) for an odd last key.
 struct KeyPair { int tok, n; };
 
+template <bool AMX>
 static MB_BF16_TARGET void attention_forward_bf16(float* out, float* lse, const float* qkv, const int32_t* cu,
                                                   int numSeqs, int H, int Dh, int window, float scale) {
   const int hidden = H * Dh;
   const size_t stride = size_t(3) * hidden;
   const int T = cu[numSeqs];
-  const int Dp = round_up(Dh, W);
-  const int Dh2 = (Dh + 1) / 2;  // pairs along Dh
+  const int Dhp = round_up(Dh, 32);
   int Bq, Bk;
-  block_sizes(window, &Bq, &Bk);  // Bk is even, so key blocks keep the pairing
+  block_sizes(window, &Bq, &Bk);  // multiples of 32: key blocks keep the pairing and fill whole AMX tiles
   static thread_local std::vector<QueryBlock> blocks;
   blocks.clear();
   for (int s = 0; s < numSeqs; s++)
@@ -387,31 +431,52 @@ static MB_BF16_TARGET void attention_forward_bf16(float* out, float* lse, const 
     for (int t = cu[s]; t < cu[s + 1]; t += 2) pairs.push_back({t, std::min(2, cu[s + 1] - t)});
   }
   const int NP = int(pairs.size());
-  // K as bf16 rows [H][T][Dh2] and V as key pairs [H][NP][Dp], packed once per call.
-  static std::vector<uint32_t> kvbuf;
-  if (kvbuf.size() < size_t(H) * (size_t(T) * Dh2 + size_t(NP) * Dp)) kvbuf.resize(size_t(H) * (size_t(T) * Dh2 + size_t(NP) * Dp));
-  uint32_t* K2 = kvbuf.data();
-  uint32_t* V2 = K2 + size_t(H) * T * Dh2;
+  // Per head: K2 [T + 32][Dhp] and Vt [Dhp][ldv] in bf16, ldv ≥ 2·NP + 32 keys; packed once per call. Rows of
+  // Vt are an odd number of cache lines apart: at a multiple of 4 KB, the 16 rows one AMX tile load reads would all
+  // map to the same L1 set.
+  const int ldv = (round_up(2 * NP + 32, 32) / 32 | 1) * 32;
+  const size_t kSize = (size_t(T) + 32) * Dhp, vSize = size_t(Dhp) * ldv;
+  static std::vector<uint16_t> kvbuf;
+  if (kvbuf.size() < size_t(H) * (kSize + vSize)) kvbuf.resize(size_t(H) * (kSize + vSize));
+  uint16_t* K2 = kvbuf.data();
+  uint16_t* Vt = K2 + size_t(H) * kSize;
   const int packGrain = 256;
   parallel_for((T + packGrain - 1) / packGrain, [&](int c) {
     const int t0 = c * packGrain, t1 = std::min(T, t0 + packGrain);
-    for (int h = 0; h < H; h++)
-      for (int t = t0; t < t1; t++) bf16_row(K2 + (size_t(h) * T + t) * Dh2, qkv + t * stride + hidden + h * Dh, Dh, Dh2, 1.f);
+    for (int h = 0; h < H; h++) {
+      uint16_t* Kh = K2 + h * kSize;
+      for (int t = t0; t < t1; t++) bf16_row(Kh + size_t(t) * Dhp, qkv + t * stride + hidden + h * Dh, Dh, Dhp, 1.f);
+      if (t1 == T) std::fill(Kh + size_t(T) * Dhp, Kh + kSize, uint16_t(0));
+    }
   });
-  parallel_for((NP + packGrain - 1) / packGrain, [&](int c) {
-    const int p0 = c * packGrain, p1 = std::min(NP, p0 + packGrain);
-    for (int h = 0; h < H; h++)
-      for (int p = p0; p < p1; p++) {
-        const float* v0 = qkv + pairs[p].tok * stride + 2 * hidden + h * Dh;
-        const float* v1 = v0 + stride;
-        uint32_t* o = V2 + (size_t(h) * NP + p) * Dp;
-        for (int d = 0; d < Dp; d += W) {
-          const __mmask16 k = first_n(std::max(0, std::min(W, Dh - d)));
-          const __m512 lo = _mm512_maskz_loadu_ps(k, v0 + d);
-          const __m512 hi = pairs[p].n == 2 ? _mm512_maskz_loadu_ps(k, v1 + d) : _mm512_setzero_ps();
-          _mm512_storeu_si512(o + d, pair_bf16(lo, hi));
+  // Vt: each block of 16 key pairs is rounded into a small row-major tile [pair][Dhp], whose columns (16 pairs of
+  // one dimension d) are gathered into one cache line of Vt's row d each.
+  parallel_for((NP + 15) / 16, [&](int c) {
+    const int p0 = c * 16, np = std::min(16, NP - p0);
+    static thread_local std::vector<uint32_t> tileBuf;
+    if (tileBuf.size() < size_t(16) * Dhp) tileBuf.resize(size_t(16) * Dhp);
+    uint32_t* tile = tileBuf.data();
+    const __m512i column = _mm512_mullo_epi32(iota16(), _mm512_set1_epi32(Dhp));
+    for (int h = 0; h < H; h++) {
+      uint32_t* Vh = reinterpret_cast<uint32_t*>(Vt + h * vSize);
+      for (int q = 0; q < 16; q++)
+        for (int d = 0; d < Dhp; d += W) {
+          __m512i v = _mm512_setzero_si512();
+          if (q < np) {
+            const __mmask16 k = first_n(std::max(0, std::min(W, Dh - d)));
+            const float* v0 = qkv + pairs[p0 + q].tok * stride + 2 * hidden + h * Dh + d;
+            v = pair_bf16(_mm512_maskz_loadu_ps(k, v0),
+                          pairs[p0 + q].n == 2 ? _mm512_maskz_loadu_ps(k, v0 + stride) : _mm512_setzero_ps());
+          }
+          _mm512_storeu_si512(tile + size_t(q) * Dhp + d, v);
         }
+      // Pairs past NP (in the last block) are zero, and so is the rest of each row.
+      for (int d = 0; d < Dhp; d++) {
+        uint32_t* r = Vh + size_t(d) * (ldv / 2);
+        _mm512_storeu_si512(r + p0, _mm512_i32gather_epi32(column, tile + d, 4));
+        if (p0 + 16 >= NP) std::fill(r + p0 + 16, r + ldv / 2, 0u);
       }
+    }
   });
   const int* base = pairBase.data();
   parallel_for(nb * H, [&](int task) {
@@ -422,24 +487,32 @@ static MB_BF16_TARGET void attention_forward_bf16(float* out, float* lse, const 
     const int q0 = b.q0, nq = b.q1 - b.q0;
     static thread_local std::vector<float> buf;
     static thread_local std::vector<uint32_t> buf2;
-    float* St = scratch(buf, size_t(Bk) * Bq + size_t(Bq) * Dp + 3 * size_t(Bq));
-    float* O = St + size_t(Bk) * Bq;
-    float* m = O + size_t(Bq) * Dp;
+    float* St = scratch(buf, size_t(Bk) * Bq + size_t(Dhp) * Bq + 4 * size_t(Bq));
+    float* Ot = St + size_t(Bk) * Bq;
+    float* m = Ot + size_t(Dhp) * Bq;
     float* l = m + Bq;
     float* corr = l + Bq;
-    if (buf2.size() < size_t(Dh2) * Bq + size_t(Bk / 2) * Bq + Dh2) buf2.resize(size_t(Dh2) * Bq + size_t(Bk / 2) * Bq + Dh2);
+    float* inv = corr + Bq;
+    const size_t need2 = 2 * size_t(Dhp / 2) * Bq + size_t(Bk / 2) * Bq;
+    if (buf2.size() < need2) buf2.resize(need2);
     uint32_t* Qt2 = buf2.data();
-    uint32_t* P2 = Qt2 + size_t(Dh2) * Bq;
-    uint32_t* row = P2 + size_t(Bk / 2) * Bq;
+    uint32_t* P2 = Qt2 + size_t(Dhp / 2) * Bq;
+    uint32_t* Qrows = P2 + size_t(Bk / 2) * Bq;
+    const uint16_t* Kh = K2 + h * kSize;
+    const uint16_t* Vh = Vt + h * vSize;
 
-    // Qᵀ in pairs, scores in base-2 units as in the float32 path; query columns past nq are zero.
+    if (AMX) amx_begin();
+    // Qᵀ in pairs, scores in base-2 units as in the float32 path; query columns past nq are zero. The rows are
+    // rounded first, all of them, so their cache misses overlap, then transposed.
     const float mul = scale * kLog2e;
-    for (int i = 0; i < Bq; i++) {
-      if (i < nq) bf16_row(row, qkv + (q0 + i) * stride + h * Dh, Dh, Dh2, mul);
-      else std::fill(row, row + Dh2, 0u);
-      for (int p = 0; p < Dh2; p++) Qt2[size_t(p) * Bq + i] = row[p];
-    }
-    std::fill(O, O + size_t(Bq) * Dp, 0.f);
+    for (int i = 0; i < nq; i++)
+      bf16_row(reinterpret_cast<uint16_t*>(Qrows + size_t(i) * (Dhp / 2)), qkv + (q0 + i) * stride + h * Dh, Dh, Dhp, mul);
+    std::fill(Qrows + size_t(nq) * (Dhp / 2), Qrows + size_t(Bq) * (Dhp / 2), 0u);
+    const __m512i qcolumn = _mm512_mullo_epi32(iota16(), _mm512_set1_epi32(Dhp / 2));
+    for (int p = 0; p < Dhp / 2; p++)
+      for (int i = 0; i < Bq; i += W)
+        _mm512_storeu_si512(Qt2 + size_t(p) * Bq + i, _mm512_i32gather_epi32(qcolumn, Qrows + size_t(i) * (Dhp / 2) + p, 4));
+    std::fill(Ot, Ot + size_t(Dhp) * Bq, 0.f);
     std::fill(m, m + Bq, -INFINITY);
     std::fill(l, l + Bq, 0.f);
 
@@ -451,42 +524,55 @@ static MB_BF16_TARGET void attention_forward_bf16(float* out, float* lse, const 
     kLo = start + ((kLo - start) & ~1);
     const int nv = Bq / W;
     for (int kb = kLo; kb < kHi; kb += Bk) {
-      const int nk = std::min(Bk, kHi - kb), nk2 = (nk + 1) / 2;
-      const uint32_t* Kp = K2 + (size_t(h) * T + kb) * Dh2;
-      const uint32_t* Vp = V2 + (size_t(h) * NP + base[b.seq] + (kb - start) / 2) * Dp;
-      const int nextKeys = std::max(0, std::min(Bk, kHi - kb - Bk));
-      tile_gemm_bf16<false>(St, Bq, Kp, Dh2, 1, Qt2, Bq, nk, Bq, Dh2,
-                            {reinterpret_cast<const float*>(Kp + size_t(Bk) * Dh2), size_t(nextKeys) * Dh2 * 4});
+      const int nk = std::min(Bk, kHi - kb), nk2 = (nk + 1) / 2, nkt = round_up(nk, 32);
+      const uint16_t* Kp = Kh + size_t(kb) * Dhp;
+      const uint16_t* Vp = Vh + 2 * size_t(base[b.seq] + (kb - start) / 2);
+      // St[j][i] = log2 e · scale · k_j · q_i (rows past nk hold other keys' scores and are not read).
+      if (AMX) amx_gemm<false>(St, Bq, Kp, Dhp, Qt2, Bq, nkt, Bq, Dhp);
+      else tile_gemm_bf16<false>(St, Bq, reinterpret_cast<const uint32_t*>(Kp), Dhp / 2, 1, Qt2, Bq, nk, Bq, Dhp / 2);
       mask_window(St, Bq, kb, nk, q0, nq, window);
       if (nv == 128 / W) online_softmax<128 / W>(St, nk, m, l, corr);
       else if (nv == 64 / W) online_softmax<64 / W>(St, nk, m, l, corr);
       else online_softmax<32 / W>(St, nk, m, l, corr);
-      for (int i = 0; i < nq; i++) {
-        if (corr[i] == 1.f) continue;
-        const Vf c = set1(corr[i]);
-        for (int d = 0; d < Dp; d += W) store(O + size_t(i) * Dp + d, load(O + size_t(i) * Dp + d) * c);
+      // Rescale Ot's columns by corr, skipping groups of W queries whose max did not move.
+      for (int i = 0; i < Bq; i += W) {
+        const Vf c = load(corr + i);
+        if (_mm512_cmpneq_ps_mask(c.v, _mm512_set1_ps(1.f)) == 0) continue;
+        for (int d = 0; d < Dh; d++) store(Ot + size_t(d) * Bq + i, load(Ot + size_t(d) * Bq + i) * c);
       }
-      // P2[j2][i] = (P[2·j2][i], P[2·j2 + 1][i]) in bf16; an odd last key's partner gets P = 0.
-      for (int j2 = 0; j2 < nk2; j2++) {
+      // P2[j2][i] = (P[2·j2][i], P[2·j2 + 1][i]) in bf16; the odd last key's partner and the pairs past the block
+      // up to a whole tile get P = 0.
+      for (int j2 = 0; j2 < nkt / 2; j2++) {
         const float* lo = St + size_t(2 * j2) * Bq;
-        const bool pair = 2 * j2 + 1 < nk;
+        const bool first = 2 * j2 < nk, second = 2 * j2 + 1 < nk;
         for (int i = 0; i < Bq; i += W)
           _mm512_storeu_si512(P2 + size_t(j2) * Bq + i,
-                              pair_bf16(_mm512_loadu_ps(lo + i), pair ? _mm512_loadu_ps(lo + Bq + i) : _mm512_setzero_ps()));
+                              pair_bf16(first ? _mm512_loadu_ps(lo + i) : _mm512_setzero_ps(),
+                                        second ? _mm512_loadu_ps(lo + Bq + i) : _mm512_setzero_ps()));
       }
-      // O[i] += Σ_j P[j][i] v_j
-      tile_gemm_bf16<true>(O, Dp, P2, 1, Bq, Vp, Dp, nq, Dp, nk2,
-                           {reinterpret_cast<const float*>(Vp + size_t(Bk / 2) * Dp), size_t(nextKeys + 1) / 2 * Dp * 4});
+      // Ot[d][i] += Σ_j v_j[d] P[j][i]
+      if (AMX) amx_gemm<true>(Ot, Bq, Vp, ldv, P2, Bq, Dhp, Bq, nkt);
+      else tile_gemm_bf16<true>(Ot, Bq, reinterpret_cast<const uint32_t*>(Vp), ldv / 2, 1, P2, Bq, Dh, Bq, nk2);
     }
+    if (AMX) amx_end();
+    for (int i = 0; i < nq; i++) {
+      inv[i] = 1.f / l[i];
+      if (lse) lse[size_t(h) * T + q0 + i] = m[i] * kLn2 + std::log(l[i]);
+    }
+    // out[q0 + i][h·Dh + d] = Ot[d][i] / l[i]: columns of Ot gathered.
+    const __m512i ocolumn = _mm512_mullo_epi32(iota16(), _mm512_set1_epi32(Bq));
     for (int i = 0; i < nq; i++) {
       float* o = out + size_t(q0 + i) * hidden + h * Dh;
-      const float inv = 1.f / l[i];
-      for (int d = 0; d < Dh; d++) o[d] = O[size_t(i) * Dp + d] * inv;
-      if (lse) lse[size_t(h) * T + q0 + i] = m[i] * kLn2 + std::log(l[i]);
+      for (int d = 0; d < Dh; d += W) {
+        const __mmask16 k = first_n(std::min(W, Dh - d));
+        const __m512 x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, ocolumn, Ot + size_t(d) * Bq + i, 4);
+        _mm512_mask_storeu_ps(o + d, k, _mm512_mul_ps(x, _mm512_set1_ps(inv[i])));
+      }
     }
   });
 }
 #undef MB_BF16_TARGET
+#undef MB_AMX_TARGET
 #endif  // MB_VEC_ISA == 2
 
 // FlashAttention-2 backward. One task per (sequence, head) owns every write to that head's rows of dqkv, so the

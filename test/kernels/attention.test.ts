@@ -37,12 +37,14 @@ describe('native attention against the reference', () => {
         () => { runChildChecks('attention', isa, threads); });
 });
 
-// bf16 = true: the bf16 kernel where the CPU has AVX512-BF16 (against the references), the float32 kernel bit
-// for bit where it has not or MODERNBERT_BF16=portable caps the bf16 paths (attentionBf16Checks).
+// bf16 = true: the bf16 kernel on every bf16 path the CPU has (AMX, AVX512-BF16; against the references), the
+// float32 kernel bit for bit where it has none or MODERNBERT_BF16=portable caps them (attentionBf16Checks).
 describe('native bf16 attention', () => {
   const f = nativeInfo().features;
-  const runs: [string, string, string][] = availableIsas().map((isa) =>
-    [isa, '', isa === 'avx512' && f.avx512bf16 ? 'avx512bf16' : 'float32']);
+  const bf16 = f.amxBf16 && f.avx512bf16 ? 'amx' : f.avx512bf16 ? 'avx512bf16' : 'float32';
+  // [MODERNBERT_ISA, MODERNBERT_BF16, the bf16 attention path expected]
+  const runs: [string, string, string][] = availableIsas().map((isa) => [isa, '', isa === 'avx512' ? bf16 : 'float32']);
+  if (bf16 === 'amx') runs.push(['avx512', 'avx512bf16', 'avx512bf16']);
   if (availableIsas().includes('avx512')) runs.push(['avx512', 'portable', 'float32']);
   for (const [isa, cap, path] of runs)
     for (const threads of [1, 2])

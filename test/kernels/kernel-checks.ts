@@ -99,7 +99,7 @@ export function attentionChecks(log: (line: string) => void): void {
 
 /**
  * attention(..., bf16 = true) on ATTENTION_CASES (odd sequence starts and lengths, empty sequences, sequences
- * longer than the windows and the key blocks). With bf16 attention in use (NativeInfo.bf16Attention
+ * longer than the windows and the key blocks). With bf16 attention in use (NativeInfo.bf16Attention 'amx' or
  * 'avx512bf16'), against two references with bounds derived from bf16's unit roundoff u = 2⁻⁹:
  *  - the bf16 reference (same bf16 q·scale·log2 e, k, v; unrounded P): the native kernel also rounds each
  *    numerator p_j (relative error ≤ u), so |out − ref| ≤ u·Σ p_j|v_j| / Σ p_j ≤ u·max|v| over the visible keys;
@@ -112,7 +112,7 @@ export function attentionChecks(log: (line: string) => void): void {
  * Without it (MODERNBERT_BF16=portable, AVX2, portable ISA), the float32 kernel bit for bit.
  */
 export function attentionBf16Checks(log: (line: string) => void): void {
-  const useBf16 = nativeInfo().bf16Attention === 'avx512bf16';
+  const useBf16 = nativeInfo().bf16Attention !== 'float32';
   const u = 2 ** -9;
   for (const c of ATTENTION_CASES) {
     const cu = cuSeqlensOf(c.lengths);
