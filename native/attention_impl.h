@@ -402,7 +402,29 @@ static MB_BF16_TARGET void bf16_row(uint16_t* dst, const float* src, int Dh, int
   }
 }
 
-static MB_BF16_TARGET __m512i iota16() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+// Transposes the 16×16 matrix of 32-bit lanes whose rows are r[0..15], in place.
+static MB_BF16_TARGET void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 4; j++) {
+      t[8 * i + j] = _mm512_shuffle_i32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+      t[8 * i + 4 + j] = _mm512_shuffle_i32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
+    }
+  for (int j = 0; j < 8; j++) {
+    r[j] = _mm512_shuffle_i32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(t[j], t[8 + j], 0xdd);
+  }
+}
 
 // One pair of keys (tok, tok + 1) of a sequence, or (tok, none) for an odd last key.
 struct KeyPair { int tok, n; };
@@ -449,126 +471,131 @@ static MB_BF16_TARGET void attention_forward_bf16(float* out, float* lse, const 
       if (t1 == T) std::fill(Kh + size_t(T) * Dhp, Kh + kSize, uint16_t(0));
     }
   });
-  // Vt: each block of 16 key pairs is rounded into a small row-major tile [pair][Dhp], whose columns (16 pairs of
-  // one dimension d) are gathered into one cache line of Vt's row d each.
+  // Vt: for each block of 16 key pairs and 16 dimensions, the 16×16 pair matrix is transposed in registers into
+  // 16 rows of Vt, one cache line each. Pairs past NP (in the last block) are zero, and so is the rest of each row.
   parallel_for((NP + 15) / 16, [&](int c) {
     const int p0 = c * 16, np = std::min(16, NP - p0);
-    static thread_local std::vector<uint32_t> tileBuf;
-    if (tileBuf.size() < size_t(16) * Dhp) tileBuf.resize(size_t(16) * Dhp);
-    uint32_t* tile = tileBuf.data();
-    const __m512i column = _mm512_mullo_epi32(iota16(), _mm512_set1_epi32(Dhp));
     for (int h = 0; h < H; h++) {
       uint32_t* Vh = reinterpret_cast<uint32_t*>(Vt + h * vSize);
-      for (int q = 0; q < 16; q++)
-        for (int d = 0; d < Dhp; d += W) {
-          __m512i v = _mm512_setzero_si512();
-          if (q < np) {
-            const __mmask16 k = first_n(std::max(0, std::min(W, Dh - d)));
-            const float* v0 = qkv + pairs[p0 + q].tok * stride + 2 * hidden + h * Dh + d;
-            v = pair_bf16(_mm512_maskz_loadu_ps(k, v0),
-                          pairs[p0 + q].n == 2 ? _mm512_maskz_loadu_ps(k, v0 + stride) : _mm512_setzero_ps());
-          }
-          _mm512_storeu_si512(tile + size_t(q) * Dhp + d, v);
+      for (int d = 0; d < Dhp; d += W) {
+        const __mmask16 k = first_n(std::max(0, std::min(W, Dh - d)));
+        __m512i r[16];
+        for (int q = 0; q < 16; q++) {
+          r[q] = _mm512_setzero_si512();
+          if (q >= np) continue;
+          const float* v0 = qkv + pairs[p0 + q].tok * stride + 2 * hidden + h * Dh + d;
+          r[q] = pair_bf16(_mm512_maskz_loadu_ps(k, v0),
+                           pairs[p0 + q].n == 2 ? _mm512_maskz_loadu_ps(k, v0 + stride) : _mm512_setzero_ps());
         }
-      // Pairs past NP (in the last block) are zero, and so is the rest of each row.
-      for (int d = 0; d < Dhp; d++) {
-        uint32_t* r = Vh + size_t(d) * (ldv / 2);
-        _mm512_storeu_si512(r + p0, _mm512_i32gather_epi32(column, tile + d, 4));
-        if (p0 + 16 >= NP) std::fill(r + p0 + 16, r + ldv / 2, 0u);
+        transpose16(r);
+        for (int e = 0; e < 16; e++) {
+          uint32_t* row = Vh + size_t(d + e) * (ldv / 2);
+          _mm512_storeu_si512(row + p0, r[e]);
+          if (p0 + 16 >= NP) std::fill(row + p0 + 16, row + ldv / 2, 0u);
+        }
       }
     }
   });
   const int* base = pairBase.data();
-  parallel_for(nb * H, [&](int task) {
+  // Tasks run in chunks, so each thread loads the AMX tile configuration once per chunk, not once per task.
+  const int tasks = nb * H;
+  const int chunk = std::max(1, tasks / (8 * num_threads()));
+  parallel_for((tasks + chunk - 1) / chunk, [&](int c) {
     const FlushDenormals ftz;
-    const QueryBlock b = blk[task / H];
-    const int h = task % H;
-    const int start = cu[b.seq], end = cu[b.seq + 1];
-    const int q0 = b.q0, nq = b.q1 - b.q0;
-    static thread_local std::vector<float> buf;
-    static thread_local std::vector<uint32_t> buf2;
-    float* St = scratch(buf, size_t(Bk) * Bq + size_t(Dhp) * Bq + 4 * size_t(Bq));
-    float* Ot = St + size_t(Bk) * Bq;
-    float* m = Ot + size_t(Dhp) * Bq;
-    float* l = m + Bq;
-    float* corr = l + Bq;
-    float* inv = corr + Bq;
-    const size_t need2 = 2 * size_t(Dhp / 2) * Bq + size_t(Bk / 2) * Bq;
-    if (buf2.size() < need2) buf2.resize(need2);
-    uint32_t* Qt2 = buf2.data();
-    uint32_t* P2 = Qt2 + size_t(Dhp / 2) * Bq;
-    uint32_t* Qrows = P2 + size_t(Bk / 2) * Bq;
-    const uint16_t* Kh = K2 + h * kSize;
-    const uint16_t* Vh = Vt + h * vSize;
-
     if (AMX) amx_begin();
-    // Qᵀ in pairs, scores in base-2 units as in the float32 path; query columns past nq are zero. The rows are
-    // rounded first, all of them, so their cache misses overlap, then transposed.
-    const float mul = scale * kLog2e;
-    for (int i = 0; i < nq; i++)
-      bf16_row(reinterpret_cast<uint16_t*>(Qrows + size_t(i) * (Dhp / 2)), qkv + (q0 + i) * stride + h * Dh, Dh, Dhp, mul);
-    std::fill(Qrows + size_t(nq) * (Dhp / 2), Qrows + size_t(Bq) * (Dhp / 2), 0u);
-    const __m512i qcolumn = _mm512_mullo_epi32(iota16(), _mm512_set1_epi32(Dhp / 2));
-    for (int p = 0; p < Dhp / 2; p++)
-      for (int i = 0; i < Bq; i += W)
-        _mm512_storeu_si512(Qt2 + size_t(p) * Bq + i, _mm512_i32gather_epi32(qcolumn, Qrows + size_t(i) * (Dhp / 2) + p, 4));
-    std::fill(Ot, Ot + size_t(Dhp) * Bq, 0.f);
-    std::fill(m, m + Bq, -INFINITY);
-    std::fill(l, l + Bq, 0.f);
+    for (int task = c * chunk; task < std::min(tasks, (c + 1) * chunk); task++) {
+      const QueryBlock b = blk[task / H];
+      const int h = task % H;
+      const int start = cu[b.seq], end = cu[b.seq + 1];
+      const int q0 = b.q0, nq = b.q1 - b.q0;
+      static thread_local std::vector<float> buf;
+      static thread_local std::vector<uint32_t> buf2;
+      float* St = scratch(buf, size_t(Bk) * Bq + size_t(Dhp) * Bq + 4 * size_t(Bq));
+      float* Ot = St + size_t(Bk) * Bq;
+      float* m = Ot + size_t(Dhp) * Bq;
+      float* l = m + Bq;
+      float* corr = l + Bq;
+      float* inv = corr + Bq;
+      const size_t need2 = 2 * size_t(Dhp / 2) * Bq + size_t(Bk / 2) * Bq;
+      if (buf2.size() < need2) buf2.resize(need2);
+      uint32_t* Qt2 = buf2.data();
+      uint32_t* P2 = Qt2 + size_t(Dhp / 2) * Bq;
+      uint32_t* Qrows = P2 + size_t(Bk / 2) * Bq;
+      const uint16_t* Kh = K2 + h * kSize;
+      const uint16_t* Vh = Vt + h * vSize;
 
-    int kLo = start, kHi = end;
-    if (window >= 0) {
-      kLo = std::max(start, q0 - window);
-      kHi = std::min(end, q0 + nq + window);
-    }
-    kLo = start + ((kLo - start) & ~1);
-    const int nv = Bq / W;
-    for (int kb = kLo; kb < kHi; kb += Bk) {
-      const int nk = std::min(Bk, kHi - kb), nk2 = (nk + 1) / 2, nkt = round_up(nk, 32);
-      const uint16_t* Kp = Kh + size_t(kb) * Dhp;
-      const uint16_t* Vp = Vh + 2 * size_t(base[b.seq] + (kb - start) / 2);
-      // St[j][i] = log2 e · scale · k_j · q_i (rows past nk hold other keys' scores and are not read).
-      if (AMX) amx_gemm<false>(St, Bq, Kp, Dhp, Qt2, Bq, nkt, Bq, Dhp);
-      else tile_gemm_bf16<false>(St, Bq, reinterpret_cast<const uint32_t*>(Kp), Dhp / 2, 1, Qt2, Bq, nk, Bq, Dhp / 2);
-      mask_window(St, Bq, kb, nk, q0, nq, window);
-      if (nv == 128 / W) online_softmax<128 / W>(St, nk, m, l, corr);
-      else if (nv == 64 / W) online_softmax<64 / W>(St, nk, m, l, corr);
-      else online_softmax<32 / W>(St, nk, m, l, corr);
-      // Rescale Ot's columns by corr, skipping groups of W queries whose max did not move.
-      for (int i = 0; i < Bq; i += W) {
-        const Vf c = load(corr + i);
-        if (_mm512_cmpneq_ps_mask(c.v, _mm512_set1_ps(1.f)) == 0) continue;
-        for (int d = 0; d < Dh; d++) store(Ot + size_t(d) * Bq + i, load(Ot + size_t(d) * Bq + i) * c);
+      // Qᵀ in pairs, scores in base-2 units as in the float32 path; query columns past nq are zero. The rows are
+      // rounded first, all of them, so their cache misses overlap, then transposed.
+      const float mul = scale * kLog2e;
+      for (int i = 0; i < nq; i++)
+        bf16_row(reinterpret_cast<uint16_t*>(Qrows + size_t(i) * (Dhp / 2)), qkv + (q0 + i) * stride + h * Dh, Dh, Dhp, mul);
+      std::fill(Qrows + size_t(nq) * (Dhp / 2), Qrows + size_t(Bq) * (Dhp / 2), 0u);
+      for (int i = 0; i < Bq; i += W)
+        for (int p = 0; p < Dhp / 2; p += W) {
+          __m512i r[16];
+          for (int e = 0; e < 16; e++) r[e] = _mm512_loadu_si512(Qrows + size_t(i + e) * (Dhp / 2) + p);
+          transpose16(r);
+          for (int e = 0; e < 16; e++) _mm512_storeu_si512(Qt2 + size_t(p + e) * Bq + i, r[e]);
+        }
+      std::fill(Ot, Ot + size_t(Dhp) * Bq, 0.f);
+      std::fill(m, m + Bq, -INFINITY);
+      std::fill(l, l + Bq, 0.f);
+
+      int kLo = start, kHi = end;
+      if (window >= 0) {
+        kLo = std::max(start, q0 - window);
+        kHi = std::min(end, q0 + nq + window);
       }
-      // P2[j2][i] = (P[2·j2][i], P[2·j2 + 1][i]) in bf16; the odd last key's partner and the pairs past the block
-      // up to a whole tile get P = 0.
-      for (int j2 = 0; j2 < nkt / 2; j2++) {
-        const float* lo = St + size_t(2 * j2) * Bq;
-        const bool first = 2 * j2 < nk, second = 2 * j2 + 1 < nk;
-        for (int i = 0; i < Bq; i += W)
-          _mm512_storeu_si512(P2 + size_t(j2) * Bq + i,
-                              pair_bf16(first ? _mm512_loadu_ps(lo + i) : _mm512_setzero_ps(),
-                                        second ? _mm512_loadu_ps(lo + Bq + i) : _mm512_setzero_ps()));
+      kLo = start + ((kLo - start) & ~1);
+      const int nv = Bq / W;
+      for (int kb = kLo; kb < kHi; kb += Bk) {
+        const int nk = std::min(Bk, kHi - kb), nk2 = (nk + 1) / 2, nkt = round_up(nk, 32);
+        const uint16_t* Kp = Kh + size_t(kb) * Dhp;
+        const uint16_t* Vp = Vh + 2 * size_t(base[b.seq] + (kb - start) / 2);
+        // St[j][i] = log2 e · scale · k_j · q_i (rows past nk hold other keys' scores and are not read).
+        if (AMX) amx_gemm<false>(St, Bq, Kp, Dhp, Qt2, Bq, nkt, Bq, Dhp);
+        else tile_gemm_bf16<false>(St, Bq, reinterpret_cast<const uint32_t*>(Kp), Dhp / 2, 1, Qt2, Bq, nk, Bq, Dhp / 2);
+        mask_window(St, Bq, kb, nk, q0, nq, window);
+        if (nv == 128 / W) online_softmax<128 / W>(St, nk, m, l, corr);
+        else if (nv == 64 / W) online_softmax<64 / W>(St, nk, m, l, corr);
+        else online_softmax<32 / W>(St, nk, m, l, corr);
+        // Rescale Ot's columns by corr, skipping groups of W queries whose max did not move.
+        for (int i = 0; i < Bq; i += W) {
+          const Vf c = load(corr + i);
+          if (_mm512_cmpneq_ps_mask(c.v, _mm512_set1_ps(1.f)) == 0) continue;
+          for (int d = 0; d < Dh; d++) store(Ot + size_t(d) * Bq + i, load(Ot + size_t(d) * Bq + i) * c);
+        }
+        // P2[j2][i] = (P[2·j2][i], P[2·j2 + 1][i]) in bf16; the odd last key's partner and the pairs past the block
+        // up to a whole tile get P = 0.
+        for (int j2 = 0; j2 < nkt / 2; j2++) {
+          const float* lo = St + size_t(2 * j2) * Bq;
+          const bool first = 2 * j2 < nk, second = 2 * j2 + 1 < nk;
+          for (int i = 0; i < Bq; i += W)
+            _mm512_storeu_si512(P2 + size_t(j2) * Bq + i,
+                                pair_bf16(first ? _mm512_loadu_ps(lo + i) : _mm512_setzero_ps(),
+                                          second ? _mm512_loadu_ps(lo + Bq + i) : _mm512_setzero_ps()));
+        }
+        // Ot[d][i] += Σ_j v_j[d] P[j][i]
+        if (AMX) amx_gemm<true>(Ot, Bq, Vp, ldv, P2, Bq, Dhp, Bq, nkt);
+        else tile_gemm_bf16<true>(Ot, Bq, reinterpret_cast<const uint32_t*>(Vp), ldv / 2, 1, P2, Bq, Dh, Bq, nk2);
       }
-      // Ot[d][i] += Σ_j v_j[d] P[j][i]
-      if (AMX) amx_gemm<true>(Ot, Bq, Vp, ldv, P2, Bq, Dhp, Bq, nkt);
-      else tile_gemm_bf16<true>(Ot, Bq, reinterpret_cast<const uint32_t*>(Vp), ldv / 2, 1, P2, Bq, Dh, Bq, nk2);
+      for (int i = 0; i < nq; i++) {
+        inv[i] = 1.f / l[i];
+        if (lse) lse[size_t(h) * T + q0 + i] = m[i] * kLn2 + std::log(l[i]);
+      }
+      // out[q0 + i][h·Dh + d] = Ot[d][i] / l[i], 16×16 blocks of Ot transposed.
+      for (int i = 0; i < nq; i += W)
+        for (int d = 0; d < Dh; d += W) {
+          __m512i r[16];
+          for (int e = 0; e < 16; e++) r[e] = _mm512_loadu_si512(Ot + size_t(d + e) * Bq + i);
+          transpose16(r);
+          const __mmask16 k = first_n(std::min(W, Dh - d));
+          for (int e = 0; e < std::min(W, nq - i); e++)
+            _mm512_mask_storeu_ps(out + size_t(q0 + i + e) * hidden + h * Dh + d, k,
+                                  _mm512_mul_ps(_mm512_castsi512_ps(r[e]), _mm512_set1_ps(inv[i + e])));
+        }
     }
     if (AMX) amx_end();
-    for (int i = 0; i < nq; i++) {
-      inv[i] = 1.f / l[i];
-      if (lse) lse[size_t(h) * T + q0 + i] = m[i] * kLn2 + std::log(l[i]);
-    }
-    // out[q0 + i][h·Dh + d] = Ot[d][i] / l[i]: columns of Ot gathered.
-    const __m512i ocolumn = _mm512_mullo_epi32(iota16(), _mm512_set1_epi32(Bq));
-    for (int i = 0; i < nq; i++) {
-      float* o = out + size_t(q0 + i) * hidden + h * Dh;
-      for (int d = 0; d < Dh; d += W) {
-        const __mmask16 k = first_n(std::min(W, Dh - d));
-        const __m512 x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, ocolumn, Ot + size_t(d) * Bq + i, 4);
-        _mm512_mask_storeu_ps(o + d, k, _mm512_mul_ps(x, _mm512_set1_ps(inv[i])));
-      }
-    }
   });
 }
 #undef MB_BF16_TARGET
