@@ -10,7 +10,7 @@ export enum Activation {
   Identity = 4,
 }
 
-/** Precision of the inference Linears: float32, or bf16 weights and activations with float32 accumulation. */
+/** Inference precision: float32, or bf16 operands (Linears, attention) with float32 accumulation. */
 export type Dtype = 'float32' | 'bf16';
 
 /**
