@@ -500,8 +500,9 @@ static MB_BF16_TARGET void attention_forward_bf16(float* out, float* lse, const 
   // Tasks run in chunks, so each thread loads the AMX tile configuration once per chunk, not once per task.
   const int tasks = nb * H;
   const int chunk = std::max(1, tasks / (8 * num_threads()));
-  // Sizes by value: with the build's -fno-strict-aliasing, captured references are reloaded after every store.
-  parallel_for((tasks + chunk - 1) / chunk, [&, T, H, Dh, Dhp, Bq, Bk, ldv, hidden, stride, window](int c) {
+  // Everything by value: with the build's -fno-strict-aliasing, captured references are reloaded after every
+  // store.
+  parallel_for((tasks + chunk - 1) / chunk, [=](int c) {
     const FlushDenormals ftz;
     if (AMX) amx_begin();
     for (int task = c * chunk; task < std::min(tasks, (c + 1) * chunk); task++) {
