@@ -38,12 +38,12 @@ if (process.argv.includes('--threads')) setNumThreads(arg('threads', 0));
     nativeKernels.attentionBackward(g, dout, qkv, ro, rl, cu, 1, H, Dh, window, scale);
     referenceKernels.attentionBackward(rg, dout, qkv, ro, rl, cu, 1, H, Dh, window, scale);
     expectClose('dqkv', g, rg, 2e-5, 2e-5);
-    // bf16: within u·max|v| (u = 2⁻⁹) of the bf16 reference, which leaves the softmax numerators unrounded.
+    // bf16: within u·max|v| (u = 2⁻⁸) of the bf16 reference, which leaves the softmax numerators unrounded.
     let vmax = 0;
     for (let t = 0; t < n; t++) for (let d = 0; d < hidden; d++) vmax = Math.max(vmax, Math.abs(qkv[t * 3 * hidden + 2 * hidden + d]));
     nativeKernels.attention(out, null, qkv, cu, 1, H, Dh, window, scale, true);
     referenceKernels.attention(ro, null, qkv, cu, 1, H, Dh, window, scale, true);
-    expectClose('bf16 out', out, ro, 2 ** -9 * vmax * (1 + 2 ** -9) + 1e-5, 1e-5);
+    expectClose('bf16 out', out, ro, 2 ** -8 * vmax * (1 + 2 ** -8) + 1e-5, 1e-5);
   }
 }
 

@@ -426,6 +426,36 @@ static MB_BF16_TARGET void transpose16(__m512i r[16]) {
   }
 }
 
+// online_softmax with a lazy max: a query's reference m only moves when the tile's max exceeds it by more than
+// 2^8 (in base-2 units: P ≤ 256, far from float32's range), so most tiles after the first few leave every corr
+// at 1 and the rescale of O is skipped. l and O stay relative to the same m, so O / l and m·ln 2 + log l are
+// unchanged; bf16 rounding of P is relative, so its error does not depend on the scale.
+template <int NV>
+static void online_softmax_lazy(float* St, int nk, float* m, float* l, float* corr) {
+  constexpr int ld = NV * W;
+  Vf acc[NV], msafe[NV];
+  for (int v = 0; v < NV; v++) acc[v] = load(St + v * W);
+  for (int j = 1; j < nk; j++)
+    for (int v = 0; v < NV; v++) acc[v] = vmax(acc[v], load(St + size_t(j) * ld + v * W));
+  for (int v = 0; v < NV; v++) {
+    const Vf mold = load(m + v * W);
+    // A query whose tile max is within 2^8 of m keeps m (also when both are -inf); otherwise m = the tile's max.
+    const Vf mnew = select_gt(acc[v], mold + set1(8.f), acc[v], mold);
+    msafe[v] = select_eq(mnew, set1(-INFINITY), zero(), mnew);
+    store(corr + v * W, select_eq(mnew, mold, set1(1.f), vexp2(mold - msafe[v])));
+    store(m + v * W, mnew);
+    acc[v] = zero();
+  }
+  for (int j = 0; j < nk; j++)
+    for (int v = 0; v < NV; v++) {
+      float* p = St + size_t(j) * ld + v * W;
+      const Vf e = vexp2(load(p) - msafe[v]);
+      store(p, e);
+      acc[v] = acc[v] + e;
+    }
+  for (int v = 0; v < NV; v++) store(l + v * W, fma(load(l + v * W), load(corr + v * W), acc[v]));
+}
+
 // One pair of keys (tok, tok + 1) of a sequence, or (tok, none) for an odd last key.
 struct KeyPair { int tok, n; };
 
@@ -558,9 +588,9 @@ static MB_BF16_TARGET void attention_forward_bf16(float* out, float* lse, const 
         if (AMX) amx_gemm<false>(St, Bq, Kp, Dhp, Qt2, Bq, nkt, Bq, Dhp);
         else tile_gemm_bf16<false>(St, Bq, reinterpret_cast<const uint32_t*>(Kp), Dhp / 2, 1, Qt2, Bq, nk, Bq, Dhp / 2);
         mask_window(St, Bq, kb, nk, q0, nq, window);
-        if (nv == 128 / W) online_softmax<128 / W>(St, nk, m, l, corr);
-        else if (nv == 64 / W) online_softmax<64 / W>(St, nk, m, l, corr);
-        else online_softmax<32 / W>(St, nk, m, l, corr);
+        if (nv == 128 / W) online_softmax_lazy<128 / W>(St, nk, m, l, corr);
+        else if (nv == 64 / W) online_softmax_lazy<64 / W>(St, nk, m, l, corr);
+        else online_softmax_lazy<32 / W>(St, nk, m, l, corr);
         // Rescale Ot's columns by corr, skipping groups of W queries whose max did not move.
         for (int i = 0; i < Bq; i += W) {
           const Vf c = load(corr + i);

@@ -148,7 +148,7 @@ export const referenceKernels = {
   // bf16: the native kernel's rounding points that do not depend on its tiling. Scores are formed from
   // bf16(fround(q·fround(scale·log2 e))) and bf16(k) (exactly the native operands) in base 2, and v is rounded;
   // the softmax numerators P stay unrounded (the native kernel rounds exp2(s − running max), which depends on
-  // the key blocks), so native and reference differ by at most 2⁻⁹·Σ_j p_j|v_j| / Σ_j p_j ≤ 2⁻⁹·max|v|.
+  // the key blocks), so native and reference differ by at most u·Σ_j p_j|v_j| / Σ_j p_j ≤ u·max|v|, u = 2⁻⁸.
   attention(out: Floats, lse: Floats | null, qkv: Floats, cuSeqlens: Int32Array, numSeqs: number, H: number, Dh: number,
     window: number, scale: number, bf16: boolean) {
     const hidden = H * Dh;
