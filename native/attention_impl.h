@@ -268,10 +268,11 @@ static void attention_forward(float* out, float* lse, const float* qkv, const in
 
 #if MB_VEC_ISA == 2
 // ---- bf16 forward (inference with dtype 'bf16' on CPUs with AMX or AVX512-BF16) ----
-// The same query blocks, key blocks and online softmax as attention_forward, but both products take bf16
-// operands with float32 accumulation: Q (already scaled by scale·log2 e), K, V and P are rounded to bf16 (nearest
-// even); scores, the softmax statistics, the rescale and O stay float32. The bf16 instructions (AMX TDPBF16PS and
-// VDPBF16PS) multiply PAIRS along the reduction dimension, so the operands are laid out with pairs in 32-bit lanes
+// The same query blocks, key blocks and online softmax (with a lazy max: online_softmax_lazy) as
+// attention_forward, but both products take bf16 operands with float32 accumulation: Q (already scaled by
+// scale·log2 e), K, V and P are rounded to bf16 (nearest even); scores, the softmax statistics, the rescale and O
+// stay float32. The products run on AMX tiles (amx_gemm) or VDPBF16PS (tile_gemm_bf16), the bf16 path the Linears
+// use. Both instructions multiply PAIRS along the reduction dimension, so the operands are laid out with pairs in 32-bit lanes
 // (low half first), in the shapes AMX tiles load:
 //   St[key][query]  = K·Qᵀ reduces over Dh: K2 = bf16 rows [key][Dhp], Qt2 = [Dh pair][query] pairs;
 //   Ot[d][query]   += Vᵀ·P reduces over keys: Vt = bf16 rows [d][key] (keys in pair order), P2 = [key pair][query].
