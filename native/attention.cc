@@ -39,8 +39,19 @@ struct FlushDenormals {
 #define MB_IMPL_HEADER "attention_impl.h"
 #include "isa_variants.h"
 
+// The bf16 forward takes the bf16 path gemm_bf16 takes (AMX tiles, else VDPBF16PS; MODERNBERT_ISA and
+// MODERNBERT_BF16 cap both alike); without one, the float32 kernel.
+const char* bf16_attention_path_name() {
+  const char* p = bf16_path_name();
+  return std::strcmp(p, "portable") ? p : "float32";
+}
+
 void attention(float* out, float* lse, const float* qkv, const int32_t* cuSeqlens, int numSeqs, int H, int Dh,
-               int window, float scale) {
+               int window, float scale, bool bf16) {
+  if (bf16 && !std::strcmp(bf16_path_name(), "amx"))
+    return isa_avx512::attention_forward_bf16<true>(out, lse, qkv, cuSeqlens, numSeqs, H, Dh, window, scale);
+  if (bf16 && !std::strcmp(bf16_path_name(), "avx512bf16"))
+    return isa_avx512::attention_forward_bf16<false>(out, lse, qkv, cuSeqlens, numSeqs, H, Dh, window, scale);
   switch (active_isa()) {
     case Isa::Avx512: return isa_avx512::attention_forward(out, lse, qkv, cuSeqlens, numSeqs, H, Dh, window, scale);
     case Isa::Avx2: return isa_avx2::attention_forward(out, lse, qkv, cuSeqlens, numSeqs, H, Dh, window, scale);

@@ -240,7 +240,7 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// attention(out, lse|null, qkv, cuSeqlens, numSeqs, H, Dh, window, scale)
+// attention(out, lse|null, qkv, cuSeqlens, numSeqs, H, Dh, window, scale, bf16)
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int S = intArg(info, 4, "numSeqs"), H = intArg(info, 5, "H"), Dh = intArg(info, 6, "Dh");
@@ -261,8 +261,12 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   float* lse = f32(info, 1, "lse", size_t(H) * T, true);
   const float* qkv = f32(info, 2, "qkv", size_t(T) * 3 * H * Dh);
   CHECK_ENV(env);
+  if (!info[9].IsBoolean()) {
+    Napi::TypeError::New(env, "argument 'bf16' must be a boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   const int window = info[7].ToNumber().Int32Value();
-  mb::attention(out, lse, qkv, cu, S, H, Dh, window, info[8].ToNumber().FloatValue());
+  mb::attention(out, lse, qkv, cu, S, H, Dh, window, info[8].ToNumber().FloatValue(), info[9].As<Napi::Boolean>().Value());
   return env.Undefined();
 }
 
@@ -406,6 +410,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("isa", mb::isa_name(mb::active_isa()));
   o.Set("threads", mb::num_threads());
   o.Set("bf16", mb::bf16_path_name());
+  o.Set("bf16Attention", mb::bf16_attention_path_name());
   Napi::Object feats = Napi::Object::New(env);
   feats.Set("avx2", f.avx2);
   feats.Set("fma", f.fma);

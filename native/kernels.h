@@ -36,8 +36,13 @@ void rope(float* qkv, const int32_t* pos, const float* cos, const float* sin, in
 // qkv [T, 3, H, Dh] (after RoPE); out [T, H*Dh]; cuSeqlens [numSeqs+1].
 // window < 0: global; else token i sees j iff |i-j| <= window (within its own sequence).
 // lse [H, T] (log-sum-exp of the scaled scores) is written when non-null (needed by the backward).
+// bf16 (inference in dtype bf16): both products take bf16 operands (Q·scale·log2 e, K, V and the softmax
+// numerators P, rounded to nearest even) with float32 accumulation, on the bf16 path gemm_bf16 uses (AMX or
+// AVX512-BF16: bf16_attention_path_name()); without one, or with bf16 = false, the float32 kernel.
 void attention(float* out, float* lse, const float* qkv, const int32_t* cuSeqlens, int numSeqs,
-               int H, int Dh, int window, float scale);
+               int H, int Dh, int window, float scale, bool bf16);
+// "amx", "avx512bf16" or "float32": what attention(..., bf16 = true) runs.
+const char* bf16_attention_path_name();
 
 // Backward of `attention` (FlashAttention-2: P recomputed per tile from the saved lse, D_i = rowsum(dO∘O)).
 // dout, out [T, H*Dh]; lse [H, T] from the forward; writes dq, dk, dv into dqkv [T, 3, H, Dh] (overwrites).

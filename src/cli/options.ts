@@ -56,7 +56,7 @@ export const MODEL_OPTIONS: CliOption[] = [
   { flags: '--cache-dir <dir>', description: 'Hugging Face hub cache (default: $HF_HUB_CACHE or $HF_HOME/hub)' },
   { flags: '--offline', description: 'use only the local cache (same as HF_HUB_OFFLINE=1)' },
   { flags: '--threads <n>', description: 'CPU threads (default: MODERNBERT_NUM_THREADS, else all cores)', parse: positiveInt('--threads') },
-  { flags: '--dtype <dtype>', description: 'precision of the Linear layers: float32, or bf16 (AMX / AVX512-BF16 when the CPU has them, else a slow portable path)', default: 'float32', parse: oneOf('--dtype', ['float32', 'bf16'] as const) },
+  { flags: '--dtype <dtype>', description: 'inference precision: float32, or bf16 Linear layers and attention (AMX / AVX512-BF16 when the CPU has them; else a slow portable path for the Linears and float32 attention)', default: 'float32', parse: oneOf('--dtype', ['float32', 'bf16'] as const) },
   { flags: '--no-truncate', description: 'refuse inputs over the model limit instead of truncating them with a warning' },
 ];
 

@@ -10,6 +10,8 @@ export interface NativeInfo {
   isa: string;
   /** The path gemmBf16 takes: 'amx', 'avx512bf16' or 'portable' (MODERNBERT_BF16=avx512bf16|portable caps it). */
   bf16: string;
+  /** What attention does with bf16 = true: bf16 products on 'amx' or 'avx512bf16' (the Linears' path), or 'float32'. */
+  bf16Attention: string;
   threads: number;
   features: Record<string, boolean>;
 }

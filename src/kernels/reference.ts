@@ -149,10 +149,20 @@ export const referenceKernels = {
     rotateHalf(qkv, pos, cos, sin, T, H, Dh, maxPos, 1);
   },
 
+  // bf16: the native kernel's rounding points that do not depend on its tiling. Scores are formed from
+  // bf16(fround(q·fround(scale·log2 e))) and bf16(k) (exactly the native operands) in base 2, and v is rounded;
+  // the softmax numerators P stay unrounded (the native kernel rounds exp2(s − running max), which depends on
+  // the key blocks), so native and reference differ by at most u·Σ_j p_j|v_j| / Σ_j p_j ≤ u·max|v|, u = 2⁻⁸.
   attention(out: Floats, lse: Floats | null, qkv: Floats, cuSeqlens: Int32Array, numSeqs: number, H: number, Dh: number,
-    window: number, scale: number) {
+    window: number, scale: number, bf16: boolean) {
     const hidden = H * Dh;
     const T = cuSeqlens[numSeqs];
+    if (bf16) {
+      const mul = Math.fround(Math.fround(scale) * Math.fround(Math.LOG2E));
+      const rounded = Float64Array.from(qkv, (x, n) => roundBf16(n % (3 * hidden) < hidden ? Math.fround(x * mul) : x));
+      referenceKernels.attention(out, lse, rounded, cuSeqlens, numSeqs, H, Dh, window, Math.LN2, false);
+      return;
+    }
     for (let s = 0; s < numSeqs; s++) {
       const start = cuSeqlens[s];
       const end = cuSeqlens[s + 1];

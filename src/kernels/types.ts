@@ -10,7 +10,7 @@ export enum Activation {
   Identity = 4,
 }
 
-/** Precision of the inference Linears: float32, or bf16 weights and activations with float32 accumulation. */
+/** Inference precision: float32, or bf16 operands (Linears, attention) with float32 accumulation. */
 export type Dtype = 'float32' | 'bf16';
 
 /**
@@ -50,9 +50,12 @@ export interface Kernels {
   /**
    * Variable-length attention: out[T, H·Dh] from qkv [T, 3, H, Dh] over the sequences in cuSeqlens.
    * window < 0 is global, else |i − j| ≤ window. lse [H, T] receives the log-sum-exp when given.
+   * bf16 (inference with dtype 'bf16'): q·scale·log2 e, k, v and the softmax numerators are rounded to bf16 and
+   * the products accumulated in float32, on the bf16 path of the Linears (AMX or AVX512-BF16:
+   * NativeInfo.bf16Attention); without one, and with bf16 false, float32 attention.
    */
   attention(out: Float32Array, lse: Float32Array | null, qkv: Float32Array, cuSeqlens: Int32Array, numSeqs: number,
-    H: number, Dh: number, window: number, scale: number): void;
+    H: number, Dh: number, window: number, scale: number, bf16: boolean): void;
 
   // Backward kernels (training). Each overwrites its dx-like output unless it says it accumulates.
   /**

@@ -23,9 +23,10 @@ export interface LoadOptions {
   /** Threads of the native pool (default: MODERNBERT_NUM_THREADS, else all cores). */
   numThreads?: number;
   /**
-   * Precision of the Linear layers at inference (default 'float32'). 'bf16' rounds weights and activations to
-   * bfloat16 and accumulates in float32: AMX or AVX512-BF16 where the CPU has them (several times faster),
-   * else a portable path that gives the same results slowly. Training always runs in float32.
+   * Precision of the Linear layers and attention at inference (default 'float32'). 'bf16' rounds weights and
+   * activations (and attention's q, k, v and softmax numerators) to bfloat16 and accumulates in float32: AMX or
+   * AVX512-BF16 where the CPU has them (several times faster), else a portable path for the Linears that gives
+   * the same results slowly, with float32 attention. Training always runs in float32.
    */
   dtype?: Dtype;
 }
@@ -224,7 +225,7 @@ export class ModernBertModel {
     store: WeightStore,
     prefix: string,
     readonly kernels: Kernels = nativeKernels,
-    /** Precision of the inference Linears (LoadOptions.dtype). */
+    /** Precision of the inference Linears and attention (LoadOptions.dtype). */
     readonly dtype: Dtype = 'float32',
     /**
      * Read each layer's float32 Linear weights through one scratch buffer straight into their packed form, so
@@ -457,7 +458,8 @@ export class ModernBertModel {
       }
       this.linear(qkv, attnIn, L.Wqkv, L.bqkv, T, 0);
       k.rope(qkv, positions, rope.cos, rope.sin, T, heads, Dh, maxPos);
-      k.attention(attn, s ? s.lse : null, qkv, cuSeqlens, numSeqs, heads, Dh, global ? -1 : c.window, scale);
+      // bf16 attention in inference only: training keeps float32 (its backward recomputes P from a float32 lse).
+      k.attention(attn, s ? s.lse : null, qkv, cuSeqlens, numSeqs, heads, Dh, global ? -1 : c.window, scale, !s && this.dtype === 'bf16');
       if (s?.attnMask) {
         // Dropout on the attention output (HF's out_drop) before the residual add.
         const o = this.ws.get('attnOut', T * H);

@@ -270,7 +270,8 @@ export function encodeWithExpansion(model: ModernBertModel, seqs: ColbertTokens[
     }
     model.linear(qkv, attnIn, L.Wqkv, L.bqkv, T, 0);
     k.rope(qkv, positions, tables.cos, tables.sin, T, heads, Dh, maxPos);
-    k.attention(attn.subarray(0, Treal * H), null, qkv.subarray(0, Treal * 3 * H), realCu, seqs.length, heads, Dh, global ? -1 : c.window, scale);
+    k.attention(attn.subarray(0, Treal * H), null, qkv.subarray(0, Treal * 3 * H), realCu, seqs.length, heads, Dh, global ? -1 : c.window, scale,
+      !model.training && model.dtype === 'bf16');
     expansionAttention(attn, qkv, seqs, rowOf, positions, heads, Dh, global ? -1 : c.window, scale);
     model.linear(h, attn, L.Wo, L.bo, T, 1);
     k.layernorm(normed, h, L.mlpNorm.w.data, dataOf(L.mlpNorm.b), T, H, c.norm_eps, null, null);

@@ -62,10 +62,10 @@ describe('bench profile', () => {
     const out = new Float32Array(T * H * Dh);
     const lse = new Float32Array(H * T);
     profile.recording = true;
-    k.attention(out, lse, qkv, cu, 2, H, Dh, -1, 0.5);
+    k.attention(out, lse, qkv, cu, 2, H, Dh, -1, 0.5, false);
     k.attentionBackward(new Float32Array(qkv.length), randomArray(out.length, 5), qkv, out, lse, cu, 2, H, Dh, window, 0.5);
     const want = new Float32Array(T * H * Dh);
-    referenceKernels.attention(want, null, qkv, cu, 2, H, Dh, -1, 0.5);
+    referenceKernels.attention(want, null, qkv, cu, 2, H, Dh, -1, 0.5, false);
     assert.deepEqual(out, want);
     assert.equal(profile.stats.get('attention global')?.flops, 4 * Dh * H * (3 * 3 + 5 * 5));
     // window 1: a 3-token sequence has 2 + 3 + 2 = 7 pairs, a 5-token one 2 + 3 + 3 + 3 + 2 = 13.

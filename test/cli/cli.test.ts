@@ -147,6 +147,7 @@ describe('modernbert CLI (spawned)', () => {
     assert.ok(['avx512', 'avx2', 'portable'].includes(info.isa), `isa ${info.isa}`);
     assert.ok(info.threads >= 1, `threads ${info.threads}`);
     assert.ok(['amx', 'avx512bf16', 'portable'].includes(info.bf16), `bf16 ${info.bf16}`);
+    assert.equal(info.bf16Attention, info.bf16 === 'portable' ? 'float32' : info.bf16);
     // Parameters: embeddings 512·64 + norms + 4 layers + head, as the safetensors header lists them.
     const header = JSON.parse(readFileSync(join(fixtureDir('mlm'), 'model.safetensors')).subarray(8, 8 + Number(readFileSync(join(fixtureDir('mlm'), 'model.safetensors')).readBigUInt64LE(0))).toString());
     const expected = Object.entries(header).filter(([k]) => k !== '__metadata__').reduce((n, [, v]) => n + (v as { shape: number[] }).shape.reduce((a, b) => a * b, 1), 0);

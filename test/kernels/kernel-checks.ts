@@ -83,8 +83,8 @@ export function attentionChecks(log: (line: string) => void): void {
       const lse = new Float32Array(c.H * T);
       const refOut = new Float32Array(T * hidden);
       const refLse = new Float32Array(c.H * T);
-      nativeKernels.attention(out, lse, qkv, cu, c.lengths.length, c.H, c.Dh, window, scale);
-      referenceKernels.attention(refOut, refLse, qkv, cu, c.lengths.length, c.H, c.Dh, window, scale);
+      nativeKernels.attention(out, lse, qkv, cu, c.lengths.length, c.H, c.Dh, window, scale, false);
+      referenceKernels.attention(refOut, refLse, qkv, cu, c.lengths.length, c.H, c.Dh, window, scale, false);
       const e1 = expectClose(`${label}: out`, out, refOut, ...ATTENTION_TOL.out);
       const e2 = expectClose(`${label}: lse`, lse, refLse, ...ATTENTION_TOL.lse);
       const dqkv = new Float32Array(T * 3 * hidden).fill(NaN);
@@ -93,6 +93,86 @@ export function attentionChecks(log: (line: string) => void): void {
       referenceKernels.attentionBackward(refD, dout, qkv, refOut, refLse, cu, c.lengths.length, c.H, c.Dh, window, scale);
       const e3 = expectClose(`${label}: dqkv`, dqkv, refD, ...ATTENTION_TOL.grad);
       log(`${label}: worst err/tol out ${e1.toFixed(3)} lse ${e2.toFixed(3)} dqkv ${e3.toFixed(3)}`);
+    }
+  }
+}
+
+/**
+ * attention(..., bf16 = true) on ATTENTION_CASES and one more (odd sequence starts and lengths, empty sequences,
+ * sequences longer than the windows and the key blocks, odd windows). With bf16 attention in use (NativeInfo.bf16Attention 'amx' or
+ * 'avx512bf16'), against two references with bounds derived from bf16's unit roundoff u = 2⁻⁸ (8 significand bits, round to nearest):
+ *  - the bf16 reference (same bf16 q·scale·log2 e, k, v; unrounded P): the native kernel also rounds each
+ *    numerator p_j (relative error ≤ u), so |out − ref| ≤ u·Σ p_j|v_j| / Σ p_j ≤ u·max|v| over the visible keys;
+ *    the lse sees the same rounded scores and keeps the float32 tolerance;
+ *  - the float32 reference: rounding q·mul and k perturbs each natural-log score by at most
+ *    δ_i = (2u + u² + 2⁻²⁴)·scale·max_j Σ_d |q_id·k_jd| over the keys i sees, which moves the softmax weights by a
+ *    factor within e^(±2δ_i); with v and P rounded too, |out_i − ref_i| ≤ (e^(2δ_i) − 1 + 2u + u²)·max_j |v_j|
+ *    and |lse_i − ref_i| ≤ δ_i (each plus the float32 tolerance). Worst cases, so loose (the log prints the margin);
+ *    a lost or duplicated key still fails.
+ * Without it (MODERNBERT_BF16=portable, AVX2, portable ISA), the float32 kernel bit for bit.
+ */
+export function attentionBf16Checks(log: (line: string) => void): void {
+  const useBf16 = nativeInfo().bf16Attention !== 'float32';
+  const u = 2 ** -8;
+  // Plus odd windows, so key blocks start at odd offsets from their sequence, and a head size padded to 64.
+  for (const c of [...ATTENTION_CASES, { lengths: [3, 77, 1, 130, 2, 41], H: 2, Dh: 48, windows: [-1, 5, 33] }]) {
+    const cu = cuSeqlensOf(c.lengths);
+    const S = c.lengths.length;
+    const T = cu[S];
+    const hidden = c.H * c.Dh;
+    const qkv = randn(T * 3 * hidden, 3000 + c.Dh + c.H);
+    const scale = 1 / Math.sqrt(c.Dh);
+    for (const window of c.windows) {
+      const label = `bf16 attention H=${c.H} Dh=${c.Dh} window=${window} lengths=${c.lengths.join(',')}`;
+      const out = new Float32Array(T * hidden), lse = new Float32Array(c.H * T);
+      nativeKernels.attention(out, lse, qkv, cu, S, c.H, c.Dh, window, scale, true);
+      if (!useBf16) {
+        const want = new Float32Array(T * hidden), wantLse = new Float32Array(c.H * T);
+        nativeKernels.attention(want, wantLse, qkv, cu, S, c.H, c.Dh, window, scale, false);
+        expectClose(`${label}: out (float32 fallback)`, out, want, 0, 0);
+        expectClose(`${label}: lse (float32 fallback)`, lse, wantLse, 0, 0);
+        continue;
+      }
+      const ref = new Float32Array(T * hidden), refLse = new Float32Array(c.H * T);
+      referenceKernels.attention(ref, refLse, qkv, cu, S, c.H, c.Dh, window, scale, true);
+      const f32 = new Float32Array(T * hidden), f32Lse = new Float32Array(c.H * T);
+      referenceKernels.attention(f32, f32Lse, qkv, cu, S, c.H, c.Dh, window, scale, false);
+      let worstBf16 = 0, worstF32 = 0, worstF32Lse = 0;
+      const [atol, rtol] = ATTENTION_TOL.out;
+      for (let s = 0; s < S; s++)
+        for (let h = 0; h < c.H; h++)
+          for (let i = cu[s]; i < cu[s + 1]; i++) {
+            const j0 = window < 0 ? cu[s] : Math.max(cu[s], i - window);
+            const j1 = window < 0 ? cu[s + 1] : Math.min(cu[s + 1], i + window + 1);
+            let vmax = 0, absDot = 0;
+            for (let j = j0; j < j1; j++) {
+              let a = 0;
+              for (let d = 0; d < c.Dh; d++) {
+                a += Math.abs(qkv[i * 3 * hidden + h * c.Dh + d] * qkv[j * 3 * hidden + hidden + h * c.Dh + d]);
+                vmax = Math.max(vmax, Math.abs(qkv[j * 3 * hidden + 2 * hidden + h * c.Dh + d]));
+              }
+              absDot = Math.max(absDot, a);
+            }
+            const delta = (2 * u + u * u + 2 ** -24) * scale * absDot;
+            const boundBf16 = u * vmax * (1 + u), boundF32 = (Math.expm1(2 * delta) + 2 * u + u * u) * vmax;
+            for (let d = 0; d < c.Dh; d++) {
+              const n = i * hidden + h * c.Dh + d;
+              const e1 = Math.abs(out[n] - ref[n]) / (boundBf16 + atol + rtol * Math.abs(ref[n]));
+              const e2 = Math.abs(out[n] - f32[n]) / (boundF32 + atol + rtol * Math.abs(f32[n]));
+              if (!(e1 <= 1) || !(e2 <= 1))
+                throw new Error(`${label}: out[${i}, head ${h}, ${d}] = ${out[n]}: bf16 reference ${ref[n]} (bound ${boundBf16}), ` +
+                  `float32 reference ${f32[n]} (bound ${boundF32})`);
+              worstBf16 = Math.max(worstBf16, e1);
+              worstF32 = Math.max(worstF32, e2);
+            }
+            const m = h * T + i;
+            const e3 = Math.abs(lse[m] - f32Lse[m]) / (delta + ATTENTION_TOL.lse[0] + ATTENTION_TOL.lse[1] * Math.abs(f32Lse[m]));
+            if (!(e3 <= 1)) throw new Error(`${label}: lse[head ${h}, ${i}] = ${lse[m]}, float32 reference ${f32Lse[m]} (bound ${delta})`);
+            worstF32Lse = Math.max(worstF32Lse, e3);
+          }
+      const e4 = expectClose(`${label}: lse vs bf16 reference`, lse, refLse, ...ATTENTION_TOL.lse);
+      log(`${label}: worst err/bound out vs bf16 ref ${worstBf16.toFixed(3)}, vs float32 ref ${worstF32.toFixed(3)}; ` +
+        `lse vs bf16 ref ${e4.toFixed(3)}, vs float32 ref ${worstF32Lse.toFixed(3)}`);
     }
   }
 }
@@ -245,9 +325,9 @@ export function availableIsas(): string[] {
   return isas;
 }
 
-export function runChildChecks(suite: string, isa: string, threads: number): string {
+export function runChildChecks(suite: string, isa: string, threads: number, bf16Cap = ''): string {
   const r = spawnSync(process.execPath, ['--import', 'tsx', runner, suite], {
-    env: { ...process.env, MODERNBERT_ISA: isa, MODERNBERT_NUM_THREADS: String(threads) },
+    env: { ...process.env, MODERNBERT_ISA: isa, MODERNBERT_NUM_THREADS: String(threads), MODERNBERT_BF16: bf16Cap },
     encoding: 'utf8',
   });
   assert.equal(r.status, 0, `child (${isa}, ${threads} threads) failed:\n${r.stderr}`);

@@ -4,11 +4,16 @@
  * so the exit status is non-zero and stderr names the check.
  */
 import { nativeInfo } from '../../src/kernels/native.js';
-import { attentionChecks, elementwiseChecks } from './kernel-checks.js';
+import { attentionBf16Checks, attentionChecks, elementwiseChecks } from './kernel-checks.js';
 
-const suites: Record<string, (log: (line: string) => void) => void> = { attention: attentionChecks, elementwise: elementwiseChecks };
+const suites: Record<string, (log: (line: string) => void) => void> = {
+  attention: attentionChecks,
+  attentionBf16: attentionBf16Checks,
+  elementwise: elementwiseChecks,
+};
 const suite = suites[process.argv[2]];
 if (!suite) throw new Error(`unknown suite '${process.argv[2]}': use ${Object.keys(suites).join(' or ')}`);
 const info = nativeInfo();
 console.log(`isa=${info.isa} threads=${info.threads}`);
+console.log(`bf16Attention=${info.bf16Attention}`);
 suite((line) => console.log(line));

@@ -70,7 +70,7 @@ describe('backward kernels vs finite differences', () => {
       const out = new Float64Array(T * H * Dh);
       const lse = new Float64Array(H * T);
       const loss = () => {
-        ref.attention(f(out), f(lse), f(qkv), cu, numSeqs, H, Dh, window, scale);
+        ref.attention(f(out), f(lse), f(qkv), cu, numSeqs, H, Dh, window, scale, false);
         return dot(out, w);
       };
       loss();

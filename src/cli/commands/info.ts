@@ -20,6 +20,7 @@ export const infoCommand: CliCommand = {
     const info: Record<string, unknown> = {
       isa: native.isa,
       bf16: native.bf16,
+      bf16Attention: native.bf16Attention,
       threads: native.threads,
       features: Object.entries(native.features).filter(([, on]) => on).map(([f]) => f),
       node: process.version,
@@ -39,7 +40,7 @@ export const infoCommand: CliCommand = {
     }
     if (o.json) return console.log(JSON.stringify(info));
     console.log(`kernels: ${info.isa} (${(info.features as string[]).join(', ')})`);
-    console.log(`bf16 (--dtype bf16): ${info.bf16}`);
+    console.log(`bf16 (--dtype bf16): Linear ${info.bf16}, attention ${info.bf16Attention}`);
     console.log(`threads: ${info.threads}`);
     if (info.model) for (const [k, v] of Object.entries(info.model)) if (v !== undefined) console.log(`${k}: ${Array.isArray(v) ? v.join(', ') : v}`);
   },
