@@ -5,7 +5,7 @@
  *
  *   npm run pretrain:default [-- --data DIR --work DIR]   the real run (hours; see models/default/README.md)
  *   npm run pretrain:smoke [-- --work DIR]                the same pipeline in about a minute (a committed sample)
- *   ... --transfer SET_DIR [--transfer-max N]             after export: fine-tune pretrained vs random init
+ *   ... --transfer SET_DIR [--transfer-max N] [--transfer-pooling mean|cls] [--transfer-lr X]   after export:
  *                                                         (N: first N training examples), report both
  *
  * Stages: 1. corpus (../shared/data/prepare.sh DATA, or the sample), 2. tokenize (cached in WORK),
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     prepare: { type: 'string', default: join(ROOT, '..', 'shared', 'data', 'prepare.sh') },
     transfer: { type: 'string' },
     'transfer-max': { type: 'string' },
+    'transfer-pooling': { type: 'string', default: 'mean' },
+    'transfer-lr': { type: 'string', default: '1e-4' },
   },
 });
 
@@ -266,15 +268,18 @@ if (args.transfer) {
   const label2id = Object.fromEntries(names.map((n, i) => [n, i]));
   const enc = { task: 'sequence-classification' as const, maxLength: 128, clsTokenId: 50281, sepTokenId: 50282, label2id };
   const maxTrain = args['transfer-max'] ? Number(args['transfer-max']) : Infinity;
+  // Mean pooling by default: masked-LM pretraining trains every token's state but never a [CLS] summary.
+  const pooling = args['transfer-pooling'] as 'cls' | 'mean';
+  if (pooling !== 'cls' && pooling !== 'mean') throw new Error(`--transfer-pooling must be cls or mean, got ${pooling}`);
   const tr = (await collectAll(encodeExamples(readExamples(join(setDir, 'train.jsonl')), tok, enc))).slice(0, maxTrain);
   const te = await collectAll(encodeExamples(readExamples(join(setDir, 'test.jsonl')), tok, enc));
   const results: Record<string, Record<string, number>> = {};
   for (const init of ['pretrained', 'random']) {
     const model = init === 'pretrained'
-      ? await ModernBertForSequenceClassification.fromPretrained(outDir, { id2label, problemType: 'single_label_classification' })
-      : ModernBertForSequenceClassification.fromConfig(new ModernBertConfig({ ...phase2Config.toJSON(), id2label, label2id, problem_type: 'single_label_classification' }), { seed: RECIPE.seed });
+      ? await ModernBertForSequenceClassification.fromPretrained(outDir, { id2label, problemType: 'single_label_classification', classifierPooling: pooling })
+      : ModernBertForSequenceClassification.fromConfig(new ModernBertConfig({ ...phase2Config.toJSON(), id2label, label2id, problem_type: 'single_label_classification', classifier_pooling: pooling }), { seed: RECIPE.seed });
     const trainer = new Trainer(model, tr, te, {
-      outputDir: join(work, `transfer-${init}`), epochs: args.smoke ? 1 : 3, maxTokensPerBatch: 2048, lr: 1e-4, weightDecay: 0.01,
+      outputDir: join(work, `transfer-${init}`), epochs: args.smoke ? 1 : 3, maxTokensPerBatch: 2048, lr: Number(args['transfer-lr']), weightDecay: 0.01,
       schedule: { type: 'linear', warmupSteps: args.smoke ? 0 : 10 }, seed: RECIPE.seed, progress: process.stderr.isTTY, tokenizerDir: args.tokenizer,
     });
     await trainer.fit();
@@ -282,6 +287,6 @@ if (args.transfer) {
     say(`transfer (${init}): ${JSON.stringify(results[init])}`);
   }
   const counts = names.map((_, c) => te.filter((s) => s.label === c).length);
-  const report = { set: setDir, train: tr.length, test: te.length, majority: Math.max(...counts) / te.length, ...results };
+  const report = { set: setDir, train: tr.length, test: te.length, majority: Math.max(...counts) / te.length, pooling, lr: Number(args['transfer-lr']), epochs: args.smoke ? 1 : 3, ...results };
   writeFileAtomic(join(docsDir, args.smoke ? 'transfer.json' : 'pretrain-default-transfer.json'), `${JSON.stringify(report, null, 2)}\n`);
 }

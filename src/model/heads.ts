@@ -239,6 +239,8 @@ export interface TaskLoadOptions extends LoadOptions {
   /** Number of labels (names LABEL_0 …) when id2label is not given. */
   numLabels?: number;
   problemType?: ProblemType;
+  /** Sequence classification: pool the [CLS] state or the mean of the token states (replaces the checkpoint's). */
+  classifierPooling?: 'cls' | 'mean';
   /** Seed of any freshly initialised tensors (default 0). */
   seed?: number;
 }
@@ -253,6 +255,7 @@ function withLabels(config: ModernBertConfig, o: TaskLoadOptions): ModernBertCon
     config.label2id = Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)]));
   }
   if (o.problemType) config.problem_type = o.problemType;
+  if (o.classifierPooling) config.classifier_pooling = o.classifierPooling;
   return config;
 }
 
