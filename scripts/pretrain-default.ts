@@ -5,29 +5,27 @@
  *
  *   npm run pretrain:default [-- --data DIR --work DIR]   the real run (hours; see models/default/README.md)
  *   npm run pretrain:smoke [-- --work DIR]                the same pipeline in about a minute (a committed sample)
- *   ... --transfer SET_DIR [--transfer-max N] [--transfer-pooling mean|cls] [--transfer-lr X]   after export:
- *                                                         (N: first N training examples), report both
  *
  * Stages: 1. corpus (../shared/data/prepare.sh DATA, or the sample), 2. tokenize (cached in WORK),
  * 3. phase 1 at 512 tokens (global RoPE theta 10k), 4. phase 2 at 2048 tokens (global theta 160k),
  * 5. export bf16 safetensors + config + tokenizer + model card, learning curve JSONL and PNG.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { ModernBertForMaskedLM, ModernBertForSequenceClassification } from '../src/index.js';
+import { ModernBertForMaskedLM } from '../src/index.js';
 import { writeAtomic } from '../src/cli/options.js';
 import { ModernBertConfig } from '../src/config/config.js';
 import { latestCheckpoint, loadParametersInto, saveModel, writeFileAtomic } from '../src/train/checkpoint.js';
-import { collectAll, encodeExamples, readExamples, type Sequence } from '../src/train/data.js';
+import { readExamples, type Sequence } from '../src/train/data.js';
 import { presetConfig } from '../src/train/presets.js';
 import { Trainer, type LogRecord } from '../src/train/trainer.js';
 import { writeSafetensors, type TensorToWrite } from '../src/safetensors/safetensors.js';
 import { plotCurvesPng } from './lib/plot-png.js';
-import { modelCard } from './lib/model-card.js';
+import { modelCard, type TransferReport } from './lib/model-card.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -39,10 +37,6 @@ const { values: args } = parseArgs({
     docs: { type: 'string' },
     tokenizer: { type: 'string', default: join(ROOT, '..', 'shared', 'tokenizer', 'modernbert') },
     prepare: { type: 'string', default: join(ROOT, '..', 'shared', 'data', 'prepare.sh') },
-    transfer: { type: 'string' },
-    'transfer-max': { type: 'string' },
-    'transfer-pooling': { type: 'string', default: 'mean' },
-    'transfer-lr': { type: 'string', default: '1e-4' },
   },
 });
 
@@ -254,39 +248,13 @@ const steps = [p1, p2].flatMap((dir) => readFileSync(join(dir, 'log.jsonl'), 'ut
 const rates = steps.map((r) => Number(r.tokens_per_s)).sort((a, b) => a - b);
 const median = rates.length ? rates[rates.length >> 1] : null;
 const trainHours = steps.reduce((h, r) => h + Number(r.tokens) / Math.max(1, Number(r.tokens_per_s)), 0) / 3600;
+// Transfer results measured on this export by scripts/transfer.ts (run after it: `npm run transfer -- --out
+// docs/pretrain-default-transfer-NAME.json`), shown in the card when present.
+const transfer = args.smoke ? [] : readdirSync(docsDir).filter((f) => /^pretrain-default-transfer-.+\.json$/.test(f)).sort()
+  .map((f) => JSON.parse(readFileSync(join(docsDir, f), 'utf8')) as TransferReport);
 writeFileAtomic(join(outDir, 'README.md'), modelCard({
   recipe: RECIPE, config: phase2Config, params, trainTokens: tokensOf(p1) + tokensOf(p2), baseline, last, fillMask,
-  medianTokensPerSecond: median, trainHours, curvePng: `${curveName}.png`, smoke: args.smoke,
+  medianTokensPerSecond: median, trainHours, curvePng: `${curveName}.png`, smoke: args.smoke, transfer,
 }));
 say(`exported ${outDir} (${params} parameters, bf16); held-out loss ${Number(last.eval_loss).toFixed(4)} accuracy ${Number(last.mlm_accuracy).toFixed(4)}; curve ${docsDir}/${curveName}.png`);
 
-// Transfer evaluation: the same fine-tuning from the pretrained weights and from a random init.
-if (args.transfer) {
-  const setDir = resolve(args.transfer);
-  const names = JSON.parse(readFileSync(join(setDir, 'labels.json'), 'utf8')) as string[];
-  const id2label = Object.fromEntries(names.map((n, i) => [String(i), n]));
-  const label2id = Object.fromEntries(names.map((n, i) => [n, i]));
-  const enc = { task: 'sequence-classification' as const, maxLength: 128, clsTokenId: 50281, sepTokenId: 50282, label2id };
-  const maxTrain = args['transfer-max'] ? Number(args['transfer-max']) : Infinity;
-  // Mean pooling by default: masked-LM pretraining trains every token's state but never a [CLS] summary.
-  const pooling = args['transfer-pooling'] as 'cls' | 'mean';
-  if (pooling !== 'cls' && pooling !== 'mean') throw new Error(`--transfer-pooling must be cls or mean, got ${pooling}`);
-  const tr = (await collectAll(encodeExamples(readExamples(join(setDir, 'train.jsonl')), tok, enc))).slice(0, maxTrain);
-  const te = await collectAll(encodeExamples(readExamples(join(setDir, 'test.jsonl')), tok, enc));
-  const results: Record<string, Record<string, number>> = {};
-  for (const init of ['pretrained', 'random']) {
-    const model = init === 'pretrained'
-      ? await ModernBertForSequenceClassification.fromPretrained(outDir, { id2label, problemType: 'single_label_classification', classifierPooling: pooling })
-      : ModernBertForSequenceClassification.fromConfig(new ModernBertConfig({ ...phase2Config.toJSON(), id2label, label2id, problem_type: 'single_label_classification', classifier_pooling: pooling }), { seed: RECIPE.seed });
-    const trainer = new Trainer(model, tr, te, {
-      outputDir: join(work, `transfer-${init}`), epochs: args.smoke ? 1 : 3, maxTokensPerBatch: 2048, lr: Number(args['transfer-lr']), weightDecay: 0.01,
-      schedule: { type: 'linear', warmupSteps: args.smoke ? 0 : 10 }, seed: RECIPE.seed, progress: process.stderr.isTTY, tokenizerDir: args.tokenizer,
-    });
-    await trainer.fit();
-    results[init] = trainer.evaluate();
-    say(`transfer (${init}): ${JSON.stringify(results[init])}`);
-  }
-  const counts = names.map((_, c) => te.filter((s) => s.label === c).length);
-  const report = { set: setDir, train: tr.length, test: te.length, majority: Math.max(...counts) / te.length, pooling, lr: Number(args['transfer-lr']), epochs: args.smoke ? 1 : 3, ...results };
-  writeFileAtomic(join(docsDir, args.smoke ? 'transfer.json' : 'pretrain-default-transfer.json'), `${JSON.stringify(report, null, 2)}\n`);
-}

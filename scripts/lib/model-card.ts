@@ -13,6 +13,29 @@ export interface CardInput {
   trainHours: number;
   curvePng: string;
   smoke: boolean;
+  /** Reports of scripts/transfer.ts on this model (docs/pretrain-default-transfer-*.json). */
+  transfer: TransferReport[];
+}
+
+/** What the card shows of a scripts/transfer.ts report. */
+export interface TransferReport {
+  set: string;
+  task: string;
+  label: string;
+  train: number;
+  scored: number;
+  majority: number;
+  epochs: number;
+  lr: number;
+  seeds: number[];
+  pretrained: Record<string, { mean: number; sd: number }>;
+  random: Record<string, { mean: number; sd: number }>;
+}
+
+function transferRows(reports: TransferReport[]): string {
+  const pct = (m: { mean: number; sd: number }) => `${(100 * m.mean).toFixed(1)} ± ${(100 * m.sd).toFixed(1)} %`;
+  return reports.map((r) => `| ${r.set.split('/').pop()} (${r.task === 'token-classification' ? `${r.label} tags` : 'sentence label'}) | ${r.train} | ` +
+    `${r.epochs} epochs, lr ${r.lr}, ${r.seeds.length} seeds | **${pct(r.pretrained.accuracy)}** | ${pct(r.random.accuracy)} | ${(100 * r.majority).toFixed(1)} % |`).join('\n');
 }
 
 // From ../shared/data/README.md (the corpus the prepare script builds).
@@ -92,7 +115,16 @@ Fill-mask on sentences of held-out documents (never trained on), chosen before t
 
 ${c.fillMask.map((m) => `- ${m.text} (masked: *${m.answer}*)\n  → ${m.top.join(', ')}`).join('\n')}
 
-## Limitations
+${c.transfer.length ? `## Transfer (fine-tuned on labelled sets, against the same architecture from random initialisation)
+
+\`npm run transfer\` fine-tunes this model and a randomly initialised copy with the same settings and seeds and
+scores both on the set's test split (accuracy, mean ± sd over seeds):
+
+| set | training examples | fine-tuning | pretrained | random init | majority class |
+| --- | ---: | --- | ---: | ---: | ---: |
+${transferRows(c.transfer)}
+
+` : ''}## Limitations
 
 Trained on a few million tokens (the paper used two trillion), mostly technical documentation and source code
 plus older English prose: expect weak general-domain language understanding, no multilingual ability, and
