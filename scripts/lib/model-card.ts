@@ -34,8 +34,13 @@ export interface TransferReport {
 
 function transferRows(reports: TransferReport[]): string {
   const pct = (m: { mean: number; sd: number }) => `${(100 * m.mean).toFixed(1)} ± ${(100 * m.sd).toFixed(1)} %`;
-  return reports.map((r) => `| ${r.set.split('/').pop()} (${r.task === 'token-classification' ? `${r.label} tags` : 'sentence label'}) | ${r.train} | ` +
-    `${r.epochs} epochs, lr ${r.lr}, ${r.seeds.length} seeds | **${pct(r.pretrained.accuracy)}** | ${pct(r.random.accuracy)} | ${(100 * r.majority).toFixed(1)} % |`).join('\n');
+  return reports.map((r) => {
+    const [p, q] = [r.pretrained.accuracy, r.random.accuracy];
+    // The better of the two in bold.
+    const cell = (m: typeof p, other: typeof p) => (m.mean > other.mean ? `**${pct(m)}**` : pct(m));
+    return `| ${r.set.split('/').pop()} (${r.task === 'token-classification' ? `${r.label} tags` : 'sentence label'}) | ${r.train} | ` +
+      `${r.epochs} epochs, lr ${r.lr}, ${r.seeds.length} seeds | ${cell(p, q)} | ${cell(q, p)} | ${(100 * r.majority).toFixed(1)} % |`;
+  }).join('\n');
 }
 
 // From ../shared/data/README.md (the corpus the prepare script builds).
