@@ -228,9 +228,10 @@ export class ModernBertModel {
     /** Precision of the inference Linears and attention (LoadOptions.dtype). */
     readonly dtype: Dtype = 'float32',
     /**
-     * Read each layer's float32 Linear weights through one scratch buffer straight into their packed form, so
-     * loading holds a checkpoint once; `.data` unpacks them on first use (training, saving). Off for fresh
-     * weights (training from scratch) and bf16 (its packing rounds).
+     * Read each layer's Linear weights through one scratch buffer straight into their packed form (`dtype`),
+     * so loading holds a checkpoint once; `.data` brings the float32 values back on first use (training,
+     * saving): unpacked exactly from float32, read again from the checkpoint under bf16 (its packing rounds).
+     * Off for fresh weights (training from scratch).
      */
     packOnLoad = false,
   ) {
@@ -238,12 +239,14 @@ export class ModernBertModel {
     const H = c.hidden_size;
     const I = c.intermediate_size;
     const param = (name: string, shape: number[]) => new Parameter(store.get(name, shape), shape);
-    const scratch = packOnLoad && dtype === 'float32' ? new Float32Array(Math.max(3 * H * H, 2 * I * H)) : null;
+    const scratch = packOnLoad ? new Float32Array(Math.max(3 * H * H, 2 * I * H)) : null;
     const linear = (name: string, shape: [number, number]): Parameter => {
       if (!scratch) return param(name, shape);
       const [N, K] = shape;
-      const packed = this.kernels.packLinear(store.get(name, shape, scratch.subarray(0, N * K)), N, K, 'float32') as PackedLinear & { dtype: 'float32' };
-      const W = Parameter.released(shape, () => this.kernels.unpackLinear(packed));
+      const packed = this.kernels.packLinear(store.get(name, shape, scratch.subarray(0, N * K)), N, K, dtype);
+      const W = Parameter.released(shape, packed.dtype === 'float32'
+        ? () => this.kernels.unpackLinear(packed as PackedLinear & { dtype: 'float32' })
+        : () => store.get(name, shape));
       this.packed.set(W, packed);
       return W;
     };

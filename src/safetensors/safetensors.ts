@@ -3,7 +3,7 @@
  * ({name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}), then the data.
  * Every check names the file and the tensor, so a damaged checkpoint says what is wrong.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { SafetensorsError } from '../errors.js';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -37,6 +37,10 @@ export interface TensorEntry {
   byteLength: number;
 }
 
+function fileIdentity(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+}
+
 /**
  * A safetensors file whose header has been read and checked. Tensors are read from disk one at a time when
  * asked for, so loading a checkpoint never holds the whole file in memory beside the tensors made from it.
@@ -46,6 +50,8 @@ export class SafetensorsFile {
     readonly path: string,
     readonly tensors: Map<string, TensorEntry>,
     readonly metadata: Record<string, string>,
+    /** Device, inode, size and mtime when the header was read: tensors are read later, from the same file only. */
+    private readonly identity: string,
   ) {}
 
   static read(path: string): SafetensorsFile {
@@ -59,7 +65,8 @@ export class SafetensorsFile {
       throw new SafetensorsError(`cannot read safetensors file ${path}: ${(e as Error).message}`);
     }
     try {
-      const fileSize = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      const fileSize = stat.size;
       if (fileSize < 8) fail(`file is ${fileSize} bytes, too short for the 8-byte header length (truncated?)`);
       const headerLen = Buffer.from(readExactly(fd, path, 0, 8)).readBigUInt64LE(0);
       if (headerLen > BigInt(fileSize - 8))
@@ -72,13 +79,13 @@ export class SafetensorsFile {
       } catch (e) {
         return fail(`header is not valid JSON (${(e as Error).message})`);
       }
-      return SafetensorsFile.fromHeader(header, 8 + n, fileSize, path);
+      return SafetensorsFile.fromHeader(header, 8 + n, fileSize, path, fileIdentity(stat));
     } finally {
       closeSync(fd);
     }
   }
 
-  private static fromHeader(header: Record<string, unknown>, dataStart: number, fileSize: number, path: string): SafetensorsFile {
+  private static fromHeader(header: Record<string, unknown>, dataStart: number, fileSize: number, path: string, identity: string): SafetensorsFile {
     const fail = (msg: string): never => {
       throw new SafetensorsError(`${path}: ${msg}`);
     };
@@ -124,7 +131,7 @@ export class SafetensorsFile {
         fail(`tensors '${furthest[2]}' and '${span[2]}' overlap (data_offsets [${furthest[0]}, ${furthest[1]}] and [${span[0]}, ${span[1]}])`);
       if (span[1] > furthest[1]) furthest = span;
     }
-    return new SafetensorsFile(path, tensors, metadata);
+    return new SafetensorsFile(path, tensors, metadata, identity);
   }
 
   has(name: string): boolean {
@@ -147,6 +154,9 @@ export class SafetensorsFile {
       throw new SafetensorsError(`cannot read tensor '${name}' from ${this.path}: ${(err as Error).message}`);
     }
     try {
+      // A file replaced or rewritten since its header was read would hand back other bytes at these offsets.
+      if (fileIdentity(fstatSync(fd)) !== this.identity)
+        throw new SafetensorsError(`${this.path} changed on disk after it was opened, so tensor '${name}' cannot be read from it; load the checkpoint again`);
       return readExactly(fd, this.path, e.fileOffset, e.byteLength, into, name);
     } finally {
       closeSync(fd);

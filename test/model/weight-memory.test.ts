@@ -1,9 +1,9 @@
 // An inference model holds each layer Linear weight once: loaded straight into its packed form, rebuilt
-// exactly (unpacked) when training, saving or a user needs `.data`. bf16 packing rounds, so there the
-// float32 source stays.
+// exactly when training, saving or a user needs `.data` (float32: unpacked; bf16, whose packing rounds:
+// read again from the checkpoint, which must not have changed on disk).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModernBertForMaskedLM } from '../../src/index.js';
@@ -74,9 +74,30 @@ describe('inference weight memory', () => {
     assert.notDeepEqual(model.forward(input).logits.data, base);
   });
 
-  it('bf16 keeps the float32 source: its packing rounds', async () => {
-    const model = await ModernBertForMaskedLM.fromPretrained(dir, { dtype: 'bf16' });
-    model.forward(input);
-    for (const [name, p] of model.namedParameters()) assert.equal(p.resident, true, `${name} was released under bf16`);
+  it('bf16: loading packs every layer Linear in bf16 and keeps no float32 copy; .data reads the checkpoint again', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'mb-weight-memory-bf16-'));
+    try {
+      for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(dir, f), join(tmp, f));
+      const model = await ModernBertForMaskedLM.fromPretrained(tmp, { dtype: 'bf16' });
+      const layerLinears = model.namedParameters().filter(([n]) => isLayerLinear(n));
+      for (const [name, p] of layerLinears) assert.equal(p.resident, false, `${name} is held in float32 after a bf16 load`);
+      const first = model.forward(input).logits.data.slice();
+      // The float32 values come back bit for bit (the bf16 copy could not give them).
+      const checkpoint = SafetensorsFile.read(join(tmp, 'model.safetensors'));
+      const [name0, p0] = layerLinears[0];
+      assert.ok(p0.data.every((v, i) => Object.is(v, checkpoint.float32(name0)[i])), `${name0} came back changed`);
+      // Repacking the restored values (train, then eval) gives the same bf16 forward.
+      model.train();
+      model.eval();
+      for (const [name, p] of layerLinears) assert.equal(p.resident, true, `${name} was not restored for training`);
+      assert.deepEqual(model.forward(input).logits.data, first);
+      // A checkpoint replaced on disk after loading is an error naming the file, not other weights.
+      const other = await ModernBertForMaskedLM.fromPretrained(tmp, { dtype: 'bf16' });
+      copyFileSync(join(tmp, 'model.safetensors'), join(tmp, 'copy.safetensors'));
+      renameSync(join(tmp, 'copy.safetensors'), join(tmp, 'model.safetensors'));
+      assert.throws(() => other.train(), (e: Error) => e.message.includes(join(tmp, 'model.safetensors')) && /changed on disk after it was opened/.test(e.message));
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
