@@ -66,7 +66,12 @@ const seeds = args.seeds!.split(',').map((s) => {
 });
 
 const labelsFile = join(setDir, 'labels.json');
-const labelSpec = JSON.parse(readFileSync(labelsFile, 'utf8')) as string[] | Record<string, string[]>;
+let labelSpec: string[] | Record<string, string[]>;
+try {
+  labelSpec = JSON.parse(readFileSync(labelsFile, 'utf8'));
+} catch (e) {
+  fail(`${labelsFile}: cannot read the label names (${(e as Error).message})`);
+}
 const names = Array.isArray(labelSpec) ? labelSpec : labelSpec[args.label!];
 if (!Array.isArray(names)) fail(`${labelsFile} has no label list for column '${args.label}' (has: ${Object.keys(labelSpec).join(', ')})`);
 const id2label = Object.fromEntries(names.map((n, i) => [String(i), n]));

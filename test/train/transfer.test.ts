@@ -77,6 +77,9 @@ it('transfer: sequence classification with a label list, and a clear error for a
   assert.match(r.stdout, /sequence-classification .*\(60 train, 20 test, 20 scored/);
   assert.match(r.stdout, /seed 3 random: .*accuracy/);
   const bad = transfer(['--set', dir, '--label', 'stars']);
-  assert.notEqual(bad.status, 0);
-  assert.match(bad.stderr, /record 1 has no column 'stars'|no label list for column 'stars'/);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /train\.jsonl: record 1 has no column 'stars'/);
+  const missing = transfer(['--set', join(dir, 'nowhere')]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /nowhere\/labels\.json: cannot read the label names/);
 });
