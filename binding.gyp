@@ -9,7 +9,8 @@
         "native/gemm.cc",
         "native/gemm_bf16.cc",
         "native/attention.cc",
-        "native/elementwise.cc"
+        "native/elementwise.cc",
+        "native/optim.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

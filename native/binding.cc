@@ -398,6 +398,25 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), mb::fma_peak_gflops(seconds));
 }
 
+// adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step, stable)
+Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = intArg(info, 4, "n"), step = intArg(info, 10, "step");
+  CHECK_ENV(env);
+  float* p = f32(info, 0, "p", n);
+  const float* g = f32(info, 1, "g", n);
+  float* m = f32(info, 2, "m", n);
+  float* v = f32(info, 3, "v", n);
+  CHECK_ENV(env);
+  if (step < 1) {
+    Napi::RangeError::New(env, "argument 'step' must be >= 1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const auto num = [&](size_t i) { return info[i].ToNumber().DoubleValue(); };
+  mb::adamw_step(p, g, m, v, n, num(5), num(6), num(7), num(8), num(9), step, info[11].ToBoolean().Value());
+  return env.Undefined();
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   mb::set_num_threads(info[0].ToNumber().Int32Value());
   return Napi::Number::New(info.Env(), mb::num_threads());
@@ -442,6 +461,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("activationBackward", Napi::Function::New(env, ActivationBackward));
   exports.Set("ropeBackward", Napi::Function::New(env, RopeBackward));
   exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
+  exports.Set("adamwStep", Napi::Function::New(env, AdamwStep));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));

@@ -83,6 +83,12 @@ void pack_weight_bf16(uint16_t* Wp, const float* W, int N, int K);
 void gemm_bf16(float* C, const float* A, const uint16_t* Wp, const float* bias, int M, int N, int K, float beta);
 const char* bf16_path_name();
 
+// One AdamW update of a tensor's n values, in place (Adam's t = step ≥ 1): m ← β1·m + (1−β1)·g,
+// v ← β2·v + (1−β2)·g²; with `stable` (StableAdamW) the rate is divided by max(1, sqrt(mean(g² / max(v̂, ε²))));
+// then p ← p·(1 − lr_t·weightDecay) − (lr_t / bc1)·m / (sqrt(v / bc2) + ε).
+void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
+                double eps, double weightDecay, int step, bool stable);
+
 // Measured float32 FMA throughput (widest FMA the active ISA has) of this machine with the pool's threads, in GFLOP/s.
 double fma_peak_gflops(double seconds);
 

@@ -57,6 +57,7 @@ export const nativeKernels: Kernels = {
   activationBackward: addon.activationBackward,
   ropeBackward: addon.ropeBackward,
   embeddingBackward: addon.embeddingBackward,
+  adamwStep: addon.adamwStep,
   packLinear(W: Float32Array, N: number, K: number, dtype: Dtype): PackedLinear {
     return dtype === 'bf16'
       ? { dtype, N, K, data: addon.packWeightBf16(W, N, K) }

@@ -283,6 +283,27 @@ export const referenceKernels = {
       for (let d = 0; d < D; d++) dtable[id * D + d] += dout[t * D + d];
     }
   },
+
+  adamwStep(p: Floats, g: Floats, m: Floats, v: Floats, n: number, lr: number, beta1: number, beta2: number,
+    eps: number, weightDecay: number, step: number, stable: boolean) {
+    const bc1 = 1 - beta1 ** step;
+    const bc2 = 1 - beta2 ** step;
+    for (let i = 0; i < n; i++) {
+      m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+      v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+    }
+    let tensorLr = lr;
+    if (stable) {
+      let sum = 0;
+      const epsSq = eps * eps;
+      for (let i = 0; i < n; i++) sum += (g[i] * g[i]) / Math.max(v[i] / bc2, epsSq);
+      tensorLr = lr / Math.max(1, Math.sqrt(sum / n));
+    }
+    const decay = 1 - tensorLr * weightDecay;
+    const stepSize = tensorLr / bc1;
+    const sqrtBc2 = Math.sqrt(bc2);
+    for (let i = 0; i < n; i++) p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBc2 + eps);
+  },
 } satisfies Kernels;
 
 const bf16Scratch = new Float32Array(1);

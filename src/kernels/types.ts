@@ -80,4 +80,11 @@ export interface Kernels {
    */
   embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, T: number, D: number, vocab: number,
     paddingIdx: number): void;
+  /**
+   * One AdamW update of a tensor's n values, in place (Adam's t = step ≥ 1): m ← β1·m + (1−β1)·g,
+   * v ← β2·v + (1−β2)·g²; with `stable` (StableAdamW) the rate lr_t is lr / max(1, sqrt(mean(g² / max(v̂, ε²))));
+   * then p ← p·(1 − lr_t·weightDecay) − (lr_t / bc1)·m / (sqrt(v) / sqrt(bc2) + ε), bc the bias corrections.
+   */
+  adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number,
+    beta2: number, eps: number, weightDecay: number, step: number, stable: boolean): void;
 }

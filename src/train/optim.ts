@@ -10,6 +10,8 @@
  * LayerNorm weights and biases.
  */
 import type { FlatParameters } from '../model/parameter.js';
+import { nativeKernels } from '../kernels/native.js';
+import type { Kernels } from '../kernels/types.js';
 
 export interface AdamWOptions {
   lr?: number;
@@ -18,6 +20,8 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Which tensors get weight decay (default: tensors of rank ≥ 2, i.e. not norms or biases). */
   decay?: (name: string, shape: readonly number[]) => boolean;
+  /** Where the update runs (default: the native addon; the model's kernels in the trainer). */
+  kernels?: Kernels;
 }
 
 /** The optimiser state a checkpoint saves: the step count and the two moments (flat, in parameter order). */
@@ -39,6 +43,7 @@ export class AdamW {
   readonly expAvg: Float32Array;
   readonly expAvgSq: Float32Array;
   private readonly decays: boolean[];
+  private readonly kernels: Kernels;
 
   constructor(
     readonly params: FlatParameters,
@@ -52,6 +57,7 @@ export class AdamW {
     this.weightDecay = options.weightDecay ?? 0.01;
     const decay = options.decay ?? ((_name: string, shape: readonly number[]) => shape.length >= 2);
     this.decays = params.entries.map((e) => decay(e.name, e.param.shape));
+    this.kernels = options.kernels ?? nativeKernels;
     this.expAvg = new Float32Array(params.data.length);
     this.expAvgSq = new Float32Array(params.data.length);
   }
@@ -60,32 +66,11 @@ export class AdamW {
   step(lr = this.lr): void {
     this.lr = lr;
     this.steps++;
-    const { beta1: b1, beta2: b2, eps } = this;
-    const bc1 = 1 - b1 ** this.steps;
-    const bc2 = 1 - b2 ** this.steps;
     const { data, grad } = this.params;
-    const m = this.expAvg;
-    const v = this.expAvgSq;
     this.params.entries.forEach((e, idx) => {
-      const start = e.offset;
-      const end = start + e.param.size;
-      for (let i = start; i < end; i++) {
-        const g = grad[i];
-        m[i] = b1 * m[i] + (1 - b1) * g;
-        v[i] = b2 * v[i] + (1 - b2) * g * g;
-      }
-      let tensorLr = lr;
-      if (this.stable) {
-        // RMS_t = sqrt(mean(g² / max(v̂, ε²))) over the tensor; the step is divided by max(1, RMS_t).
-        let sum = 0;
-        const epsSq = eps * eps;
-        for (let i = start; i < end; i++) sum += (grad[i] * grad[i]) / Math.max(v[i] / bc2, epsSq);
-        tensorLr = lr / Math.max(1, Math.sqrt(sum / (end - start)));
-      }
-      const decay = this.decays[idx] ? 1 - tensorLr * this.weightDecay : 1;
-      const stepSize = tensorLr / bc1;
-      const sqrtBc2 = Math.sqrt(bc2);
-      for (let i = start; i < end; i++) data[i] = data[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBc2 + eps);
+      const view = (a: Float32Array) => a.subarray(e.offset, e.offset + e.param.size);
+      this.kernels.adamwStep(view(data), view(grad), view(this.expAvg), view(this.expAvgSq), e.param.size, lr, this.beta1,
+        this.beta2, this.eps, this.decays[idx] ? this.weightDecay : 0, this.steps, this.stable);
     });
   }
 

@@ -122,7 +122,7 @@ export class Trainer {
     }
     if (options.batchSizeWarmup && options.maxSteps === undefined) throw new TrainingError('batchSizeWarmup needs maxSteps');
     model.train();
-    const opt = { lr: options.lr ?? 5e-5, weightDecay: options.weightDecay ?? 0.01, betas: options.betas, eps: options.eps };
+    const opt = { lr: options.lr ?? 5e-5, weightDecay: options.weightDecay ?? 0.01, betas: options.betas, eps: options.eps, kernels: model.model.kernels };
     const params = model.parameters();
     this.optimizer = options.optimizer === 'stable-adamw' ? new StableAdamW(params, opt) : new AdamW(params, opt);
     const seed = options.seed ?? 42;

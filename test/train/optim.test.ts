@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FlatParameters, Parameter } from '../../src/model/parameter.js';
 import { AdamW, clipGradNorm, gradNorm, scaleGradients, StableAdamW } from '../../src/train/optim.js';
+import { nativeKernels, setNumThreads } from '../../src/kernels/native.js';
+import { referenceKernels } from '../../src/kernels/reference.js';
 import { batchSizeAt, checkSchedule, learningRate, type ScheduleOptions } from '../../src/train/schedule.js';
 
 const near = (a: number, b: number, tol = 1e-6, what = '') => assert.ok(Math.abs(a - b) <= tol, `${what} ${a} vs ${b}`);
@@ -126,5 +128,39 @@ describe('schedules', () => {
   it('batch-size warmup grows linearly with tokens', () => {
     const w = { start: 8, end: 32, warmupTokens: 1000 };
     assert.deepEqual([0, 250, 500, 999, 1000, 5000].map((t) => batchSizeAt(w, t)), [8, 14, 20, 31, 32, 32]);
+  });
+});
+
+describe('adamwStep kernel', () => {
+  it('native equals the TypeScript reference: AdamW bit for bit, StableAdamW within summation order, any thread count', () => {
+    const n = 150_001; // more than two of the native kernel's 65,536-value chunks, and not a multiple of them
+    const random = (seed: number, scale: number) => {
+      let s = seed;
+      return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * scale);
+    };
+    for (const stable of [false, true])
+      for (const threads of [1, 2]) {
+        setNumThreads(threads);
+        const start = random(1, 2);
+        const [pn, mn, vn] = [start.slice(), new Float32Array(n), new Float32Array(n)];
+        const [pr, mr, vr] = [start.slice(), new Float32Array(n), new Float32Array(n)];
+        for (let step = 1; step <= 3; step++) {
+          const g = random(step + 10, step === 2 ? 1e-4 : 3); // tiny gradients at step 2, so StableAdamW clips step 3
+          nativeKernels.adamwStep(pn, g, mn, vn, n, 1e-2, 0.9, 0.98, 1e-6, 0.1, step, stable);
+          referenceKernels.adamwStep(pr, g, mr, vr, n, 1e-2, 0.9, 0.98, 1e-6, 0.1, step, stable);
+          assert.deepEqual(mn, mr, `m, step ${step}`);
+          assert.deepEqual(vn, vr, `v, step ${step}`);
+          if (!stable) assert.deepEqual(pn, pr, `p, step ${step}, ${threads} thread(s)`);
+          else for (let i = 0; i < n; i++) near(pn[i], pr[i], 1e-6 * Math.abs(pr[i]) + 1e-9, `p[${i}], step ${step}`);
+        }
+        assert.ok(pn.some((x, i) => x !== start[i]), 'the parameters moved');
+      }
+    setNumThreads(0);
+  });
+
+  it('the native kernel checks its arguments', () => {
+    const a = new Float32Array(4);
+    assert.throws(() => nativeKernels.adamwStep(a, a, a, new Float32Array(3), 4, 1e-3, 0.9, 0.99, 1e-8, 0, 1, false), /'v' has 3 elements, needs at least 4/);
+    assert.throws(() => nativeKernels.adamwStep(a, a, a, a, 4, 1e-3, 0.9, 0.99, 1e-8, 0, 0, false), /'step' must be >= 1/);
   });
 });

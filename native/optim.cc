@@ -1,0 +1,49 @@
+// Optimiser updates over a parameter tensor's flat values, in place (the TypeScript reference is
+// adamwStep in src/kernels/reference.ts). Memory-bound: every element reads p, g, m, v and writes p, m, v,
+// so the loops are plain C++ in double precision, as the reference computes, split over the pool's threads
+// in fixed chunks (results do not depend on the thread count).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels.h"
+#include "threadpool.h"
+
+namespace mb {
+
+namespace {
+constexpr int64_t kChunk = int64_t(1) << 16;
+}
+
+void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
+                double eps, double weightDecay, int step, bool stable) {
+  const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
+  const int chunks = int((n + kChunk - 1) / kChunk);
+  // Moments first; StableAdamW also needs sum(g² / max(v̂, ε²)) over the whole tensor before any update.
+  std::vector<double> partial(stable ? chunks : 0);
+  const double epsSq = eps * eps;
+  parallel_for(chunks, [&](int c) {
+    const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+    double sum = 0;
+    for (int64_t i = i0; i < i1; i++) {
+      const double gi = g[i];
+      m[i] = float(beta1 * m[i] + (1 - beta1) * gi);
+      v[i] = float(beta2 * v[i] + (1 - beta2) * gi * gi);
+      if (stable) sum += (gi * gi) / std::max(double(v[i]) / bc2, epsSq);
+    }
+    if (stable) partial[c] = sum;
+  });
+  double tensorLr = lr;
+  if (stable) {
+    double sum = 0;
+    for (double s : partial) sum += s;  // in chunk order: the same rounding on any thread count
+    tensorLr = lr / std::max(1.0, std::sqrt(sum / double(n)));
+  }
+  const double decay = 1 - tensorLr * weightDecay, stepSize = tensorLr / bc1, sqrtBc2 = std::sqrt(bc2);
+  parallel_for(chunks, [&](int c) {
+    const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+    for (int64_t i = i0; i < i1; i++) p[i] = float(p[i] * decay - (stepSize * m[i]) / (std::sqrt(double(v[i])) / sqrtBc2 + eps));
+  });
+}
+
+}  // namespace mb
