@@ -398,6 +398,26 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), mb::fma_peak_gflops(seconds));
 }
 
+// crossEntropy(logits, targets, N, C, grad | null, ignoreIndex, scale) -> sum of the counted rows' losses
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int N = intArg(info, 2, "N"), C = intArg(info, 3, "C");
+  CHECK_ENV(env);
+  const float* logits = f32(info, 0, "logits", size_t(N) * C);
+  const int32_t* targets = i32(info, 1, "targets", N);
+  float* grad = f32(info, 4, "grad", size_t(N) * C, true);
+  CHECK_ENV(env);
+  const int ignoreIndex = info[5].ToNumber().Int32Value();
+  for (int n = 0; n < N; n++)
+    if (targets[n] != ignoreIndex && (targets[n] < 0 || targets[n] >= C)) {
+      Napi::RangeError::New(env, "target " + std::to_string(targets[n]) + " at row " + std::to_string(n) + " is outside [0, " +
+                                     std::to_string(C) + ")")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  return Napi::Number::New(env, mb::cross_entropy(grad, logits, targets, N, C, ignoreIndex, info[6].ToNumber().FloatValue()));
+}
+
 // adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step, stable)
 Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -461,6 +481,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("activationBackward", Napi::Function::New(env, ActivationBackward));
   exports.Set("ropeBackward", Napi::Function::New(env, RopeBackward));
   exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
+  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
   exports.Set("adamwStep", Napi::Function::New(env, AdamwStep));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));

@@ -1,5 +1,5 @@
 // Row-wise and element-wise kernels, forward and backward: LayerNorm, activations, GeGLU, embedding gather and
-// scatter-add, RoPE. The vectorised bodies live in elementwise_impl.h, compiled once per
+// scatter-add, RoPE; and the cross-entropy loss with its gradient. The vectorised bodies live in elementwise_impl.h, compiled once per
 // ISA (AVX-512, AVX2, portable) under `#pragma GCC target` and picked at run time by active_isa().
 #include <immintrin.h>
 
@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "cpu_features.h"
 #include "kernels.h"
@@ -33,12 +34,13 @@ struct RowKernels {
   decltype(&isa_portable::layernorm_backward_row) layernorm_backward_row;
   decltype(&isa_portable::rope_head) rope_head;
   decltype(&isa_portable::add_rows) add_rows;
+  decltype(&isa_portable::cross_entropy_row) cross_entropy_row;
 };
 
 #define MB_ROW_KERNELS(ns)                                                                                       \
   RowKernels {                                                                                                   \
     ns::activation_rows, ns::activation_backward_rows, ns::geglu_row, ns::geglu_backward_row, ns::layernorm_row, \
-        ns::layernorm_backward_row, ns::rope_head, ns::add_rows                                                  \
+        ns::layernorm_backward_row, ns::rope_head, ns::add_rows, ns::cross_entropy_row                           \
   }
 
 const RowKernels& kern() {
@@ -90,6 +92,25 @@ void layernorm_backward(float* dx, float* dw, float* db, const float* dout, cons
     k.add_rows(dw, part + size_t(c) * 2 * D, D);
     if (db) k.add_rows(db, part + size_t(c) * 2 * D + D, D);
   }
+}
+
+double cross_entropy(float* grad, const float* logits, const int32_t* targets, int N, int C, int ignoreIndex,
+                     float scale) {
+  const RowKernels& k = kern();
+  std::vector<double> rowLoss(N, 0.0);
+  parallel_rows(N, 4, [&](int r0, int r1) {
+    for (int n = r0; n < r1; n++) {
+      float* g = grad ? grad + size_t(n) * C : nullptr;
+      if (targets[n] == ignoreIndex) {
+        if (g) std::fill(g, g + C, 0.f);
+        continue;
+      }
+      rowLoss[n] = k.cross_entropy_row(g, logits + size_t(n) * C, C, targets[n], scale);
+    }
+  });
+  double sum = 0;
+  for (double l : rowLoss) sum += l;  // in row order: the same on any thread count
+  return sum;
 }
 
 void geglu(float* out, const float* x, int T, int I, Activation act) {

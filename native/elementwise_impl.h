@@ -162,6 +162,28 @@ static void rope_head(float* x, const float* c, const float* s, int half, float 
   });
 }
 
+// One row of cross-entropy against class y: returns max + log Σ exp(x − max) − x[y]; with grad (which may alias
+// x), writes (softmax − onehot(y))·scale. exp in float32 (vexp, a few ulps), the row's sum in float32 lanes.
+static double cross_entropy_row(float* grad, const float* x, int C, int y, float scale) {
+  Vf mv = set1(-INFINITY);
+  for_vectors(C, [&](int64_t c, int k) { mv = vmax(mv, keep_range(ld(x + c, k), 0, 0, k, -INFINITY)); });
+  const float mx = hmax(mv), target = x[y];  // x[y] read before grad overwrites it
+  const Vf vm = set1(mx);
+  Vf s = zero();
+  for_vectors(C, [&](int64_t c, int k) {
+    const Vf e = keep_range(vexp(ld(x + c, k) - vm), 0, 0, k, 0.f);
+    s = s + e;
+    if (grad) st(grad + c, e, k);
+  });
+  const double z = hsum(s);
+  if (grad) {
+    const Vf sc = set1(float(scale / z));
+    for_vectors(C, [&](int64_t c, int k) { st(grad + c, ld(grad + c, k) * sc, k); });
+    grad[y] -= scale;
+  }
+  return double(mx) + std::log(z) - double(target);
+}
+
 static void add_rows(float* dst, const float* src, int n) {
   for_vectors(n, [&](int64_t i, int k) { st(dst + i, ld(dst + i, k) + ld(src + i, k), k); });
 }

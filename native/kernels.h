@@ -83,6 +83,12 @@ void pack_weight_bf16(uint16_t* Wp, const float* W, int N, int K);
 void gemm_bf16(float* C, const float* A, const uint16_t* Wp, const float* bias, int M, int N, int K, float beta);
 const char* bf16_path_name();
 
+// Cross-entropy over rows of logits [N, C] against targets [N] (each in [0, C) or ignoreIndex): returns the sum of
+// the counted rows' losses; with grad (which may alias logits), writes (softmax − onehot)·scale into counted rows
+// and zeros into ignored ones.
+double cross_entropy(float* grad, const float* logits, const int32_t* targets, int N, int C, int ignoreIndex,
+                     float scale);
+
 // One AdamW update of a tensor's n values, in place (Adam's t = step ≥ 1): m ← β1·m + (1−β1)·g,
 // v ← β2·v + (1−β2)·g²; with `stable` (StableAdamW) the rate is divided by max(1, sqrt(mean(g² / max(v̂, ε²))));
 // then p ← p·(1 − lr_t·weightDecay) − (lr_t / bc1)·m / (sqrt(v / bc2) + ε).

@@ -57,6 +57,7 @@ export const nativeKernels: Kernels = {
   activationBackward: addon.activationBackward,
   ropeBackward: addon.ropeBackward,
   embeddingBackward: addon.embeddingBackward,
+  crossEntropy: addon.crossEntropy,
   adamwStep: addon.adamwStep,
   packLinear(W: Float32Array, N: number, K: number, dtype: Dtype): PackedLinear {
     return dtype === 'bf16'

@@ -284,6 +284,35 @@ export const referenceKernels = {
     }
   },
 
+  crossEntropy(logits: Floats, targets: Int32Array, N: number, C: number, grad: Floats | null, ignoreIndex: number,
+    scale: number) {
+    let sum = 0;
+    for (let n = 0; n < N; n++) {
+      const o = n * C;
+      const y = targets[n];
+      if (y === ignoreIndex) {
+        if (grad) grad.fill(0, o, o + C);
+        continue;
+      }
+      if (!(y >= 0 && y < C)) throw new RangeError(`target ${y} at row ${n} is outside [0, ${C})`);
+      let max = -Infinity;
+      for (let c = 0; c < C; c++) max = Math.max(max, logits[o + c]);
+      const target = logits[o + y];
+      let z = 0;
+      if (grad) {
+        // One exp per logit: keep e^(x − max) in grad, then scale it into (softmax − onehot)·scale.
+        for (let c = 0; c < C; c++) z += grad[o + c] = Math.exp(logits[o + c] - max);
+        const k = scale / z;
+        for (let c = 0; c < C; c++) grad[o + c] *= k;
+        grad[o + y] -= scale;
+      } else {
+        for (let c = 0; c < C; c++) z += Math.exp(logits[o + c] - max);
+      }
+      sum += max + Math.log(z) - target;
+    }
+    return sum;
+  },
+
   adamwStep(p: Floats, g: Floats, m: Floats, v: Floats, n: number, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, step: number, stable: boolean) {
     const bc1 = 1 - beta1 ** step;

@@ -81,6 +81,13 @@ export interface Kernels {
   embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, T: number, D: number, vocab: number,
     paddingIdx: number): void;
   /**
+   * Cross-entropy over rows of logits [N, C] against targets [N] (each in [0, C) or ignoreIndex; others throw):
+   * returns the sum over counted rows of max + log Σ exp(x − max) − x[target]; with grad (which may alias logits),
+   * writes (softmax − onehot(target))·scale into counted rows and zeros into ignored ones.
+   */
+  crossEntropy(logits: Float32Array, targets: Int32Array, N: number, C: number, grad: Float32Array | null,
+    ignoreIndex: number, scale: number): number;
+  /**
    * One AdamW update of a tensor's n values, in place (Adam's t = step ≥ 1): m ← β1·m + (1−β1)·g,
    * v ← β2·v + (1−β2)·g²; with `stable` (StableAdamW) the rate lr_t is lr / max(1, sqrt(mean(g² / max(v̂, ε²))));
    * then p ← p·(1 − lr_t·weightDecay) − (lr_t / bc1)·m / (sqrt(v) / sqrt(bc2) + ε), bc the bias corrections.

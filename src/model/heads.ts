@@ -435,7 +435,7 @@ export class ModernBertForMaskedLM extends TaskModel<TaskOutput, TokenLabels, In
 
   /** Cross-entropy over the labelled tokens of the whole batch (-100 elsewhere). */
   protected lossOf(logits: Float32Array, labels: Int32Array, grad: Float32Array | null): number {
-    return crossEntropy(logits, labels, labels.length, this.config.vocab_size, grad, IGNORE_INDEX).loss;
+    return crossEntropy(logits, labels, labels.length, this.config.vocab_size, grad, IGNORE_INDEX, this.model.kernels).loss;
   }
 }
 
@@ -565,7 +565,7 @@ export class ModernBertForSequenceClassification extends ClassifierModel<Sequenc
     if (type === 'single_label_classification') {
       if (values.length !== B) throw new InputError(`single-label classification needs ${B} labels (one class id per sequence), got ${values.length}`);
       if (!values.every((v) => Number.isInteger(v))) throw new InputError('single-label classification needs integer class ids as labels');
-      return crossEntropy(logits, Int32Array.from(values), B, C, grad, IGNORE_INDEX).loss;
+      return crossEntropy(logits, Int32Array.from(values), B, C, grad, IGNORE_INDEX, this.model.kernels).loss;
     }
     if (values.length !== B * C)
       throw new InputError(`${type} needs ${B}×${C} label values ([batch, num_labels]), got ${values.length}`);
@@ -628,6 +628,6 @@ export class ModernBertForTokenClassification extends ClassifierModel<TaskOutput
 
   /** Cross-entropy over the labelled tokens of the whole batch (-100 elsewhere). */
   protected lossOf(logits: Float32Array, labels: Int32Array, grad: Float32Array | null): number {
-    return crossEntropy(logits, labels, labels.length, this.config.num_labels, grad, IGNORE_INDEX).loss;
+    return crossEntropy(logits, labels, labels.length, this.config.num_labels, grad, IGNORE_INDEX, this.model.kernels).loss;
   }
 }

@@ -4,6 +4,8 @@
  */
 import { InputError, ModernBertError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
+import { nativeKernels } from '../kernels/native.js';
+import type { Kernels } from '../kernels/types.js';
 
 /** A training call that cannot run as asked (backward without a training forward, a stale tape, ...). */
 export class TrainingError extends ModernBertError {}
@@ -13,10 +15,11 @@ export const IGNORE_INDEX = -100;
 /**
  * Cross-entropy over rows of logits [N, C] with integer targets [N], averaged over the rows whose target
  * is not `ignoreIndex` (PyTorch's `cross_entropy(ignore_index=-100)`, reduction 'mean'). With no counted
- * row the loss is NaN (0/0, as in PyTorch) and the gradient is zero. `grad` may alias `logits`.
+ * row the loss is NaN (0/0, as in PyTorch) and the gradient is zero. `grad` may alias `logits`. The rows run
+ * on `kernels` (the model's: native by default).
  */
 export function crossEntropy(logits: Float32Array, targets: Int32Array, N: number, C: number,
-  grad: Float32Array | null, ignoreIndex = IGNORE_INDEX): { loss: number; count: number } {
+  grad: Float32Array | null, ignoreIndex = IGNORE_INDEX, kernels: Kernels = nativeKernels): { loss: number; count: number } {
   let count = 0;
   for (let n = 0; n < N; n++) {
     const y = targets[n];
@@ -25,29 +28,7 @@ export function crossEntropy(logits: Float32Array, targets: Int32Array, N: numbe
       throw new InputError(`label ${y} at row ${n} is outside [0, ${C}) (use ${ignoreIndex} to ignore a position)`);
     count++;
   }
-  let sum = 0;
-  for (let n = 0; n < N; n++) {
-    const o = n * C;
-    const y = targets[n];
-    if (y === ignoreIndex) {
-      if (grad) grad.fill(0, o, o + C);
-      continue;
-    }
-    let max = -Infinity;
-    for (let c = 0; c < C; c++) max = Math.max(max, logits[o + c]);
-    const target = logits[o + y];
-    let z = 0;
-    if (grad) {
-      // One exp per logit: keep e^(x − max) in grad, then scale it into (softmax − onehot) / count.
-      for (let c = 0; c < C; c++) z += grad[o + c] = Math.exp(logits[o + c] - max);
-      const scale = 1 / (z * count);
-      for (let c = 0; c < C; c++) grad[o + c] *= scale;
-      grad[o + y] -= 1 / count;
-    } else {
-      for (let c = 0; c < C; c++) z += Math.exp(logits[o + c] - max);
-    }
-    sum += max + Math.log(z) - target;
-  }
+  const sum = kernels.crossEntropy(logits, targets, N, C, grad, ignoreIndex, 1 / count);
   return { loss: sum / count, count };
 }
 

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ModernBertForMaskedLM, ModernBertForSequenceClassification } from '../../src/index.js';
 import { SafetensorsFile } from '../../src/safetensors/safetensors.js';
-import { bceWithLogits, crossEntropy, meanSquaredError, TrainingError } from '../../src/train/losses.js';
+import { bceWithLogits, crossEntropy, IGNORE_INDEX, meanSquaredError, TrainingError } from '../../src/train/losses.js';
+import { nativeKernels, setNumThreads } from '../../src/kernels/native.js';
+import { referenceKernels } from '../../src/kernels/reference.js';
 import { fixtureDir, rows2d } from '../helpers/fixtures.js';
 
 function batch(name: string) {
@@ -96,18 +98,41 @@ describe('losses', () => {
     }
   };
 
-  it('cross-entropy ignores -100 rows and averages over the counted ones', () => {
-    const logits = Float32Array.from([1, 2, 3, 0.5, -1, 0, 2, 2, 2]);
-    const targets = Int32Array.from([2, -100, 0]);
-    const grad = new Float32Array(9);
-    const { loss, count } = crossEntropy(logits, targets, 3, 3, grad);
-    assert.equal(count, 2);
-    const l0 = Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3)) - 3;
-    const l2 = Math.log(3);
-    assert.ok(Math.abs(loss - (l0 + l2) / 2) < 1e-12);
-    assert.deepEqual(Array.from(grad.subarray(3, 6)), [0, 0, 0]);
-    fd((x) => crossEntropy(x, targets, 3, 3, null).loss, logits, grad);
-    assert.ok(Number.isNaN(crossEntropy(logits, Int32Array.from([-100, -100, -100]), 3, 3, null).loss));
+  for (const [kernels, tol] of [[referenceKernels, 1e-12], [nativeKernels, 1e-6]] as const)
+    it(`cross-entropy ignores -100 rows and averages over the counted ones (${kernels.name} kernels)`, () => {
+      const logits = Float32Array.from([1, 2, 3, 0.5, -1, 0, 2, 2, 2]);
+      const targets = Int32Array.from([2, -100, 0]);
+      const grad = new Float32Array(9);
+      const { loss, count } = crossEntropy(logits, targets, 3, 3, grad, IGNORE_INDEX, kernels);
+      assert.equal(count, 2);
+      const l0 = Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3)) - 3;
+      const l2 = Math.log(3);
+      // The native kernel's exp is float32 (a few ulps); the reference's is float64.
+      assert.ok(Math.abs(loss - (l0 + l2) / 2) < tol, `${loss}`);
+      assert.deepEqual(Array.from(grad.subarray(3, 6)), [0, 0, 0]);
+      fd((x) => crossEntropy(x, targets, 3, 3, null, IGNORE_INDEX, kernels).loss, logits, grad);
+      assert.ok(Number.isNaN(crossEntropy(logits, Int32Array.from([-100, -100, -100]), 3, 3, null, IGNORE_INDEX, kernels).loss));
+    });
+
+  it('cross-entropy: the native kernel matches the reference on vocabulary-sized rows, any thread count, grad aliasing logits', () => {
+    for (const C of [50368, 37]) {
+      const N = 13;
+      let s = 7;
+      const logits = Float32Array.from({ length: N * C }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 20);
+      const targets = Int32Array.from({ length: N }, (_, n) => (n % 4 === 1 ? IGNORE_INDEX : (n * 7919) % C));
+      const want = new Float32Array(N * C);
+      const wantLoss = crossEntropy(logits, targets, N, C, want, IGNORE_INDEX, referenceKernels).loss;
+      for (const threads of [1, 2]) {
+        setNumThreads(threads);
+        const grad = logits.slice(); // aliasing: the gradient overwrites the logits it is computed from
+        const got = crossEntropy(grad, targets, N, C, grad, IGNORE_INDEX, nativeKernels).loss;
+        assert.ok(Math.abs(got - wantLoss) <= 1e-6 * Math.abs(wantLoss), `C ${C}, ${threads} thread(s): loss ${got} vs ${wantLoss}`);
+        for (let i = 0; i < grad.length; i++)
+          assert.ok(Math.abs(grad[i] - want[i]) <= 1e-9 + 1e-5 * Math.abs(want[i]), `C ${C}: grad[${i}] ${grad[i]} vs ${want[i]}`);
+      }
+      setNumThreads(0);
+    }
+    assert.throws(() => nativeKernels.crossEntropy(new Float32Array(6), Int32Array.from([0, 3]), 2, 3, null, IGNORE_INDEX, 1), /target 3 at row 1 is outside \[0, 3\)/);
   });
 
   it('BCE with logits and MSE: values and gradients', () => {
