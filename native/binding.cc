@@ -437,6 +437,27 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// sumSquares(x, n) -> Σ x²
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = intArg(info, 1, "n");
+  CHECK_ENV(env);
+  const float* x = f32(info, 0, "x", n);
+  CHECK_ENV(env);
+  return Napi::Number::New(env, mb::sum_squares(x, n));
+}
+
+// scale(x, n, factor)
+Napi::Value Scale(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = intArg(info, 1, "n");
+  CHECK_ENV(env);
+  float* x = f32(info, 0, "x", n);
+  CHECK_ENV(env);
+  mb::scale(x, n, info[2].ToNumber().DoubleValue());
+  return env.Undefined();
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   mb::set_num_threads(info[0].ToNumber().Int32Value());
   return Napi::Number::New(info.Env(), mb::num_threads());
@@ -483,6 +504,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
   exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
   exports.Set("adamwStep", Napi::Function::New(env, AdamwStep));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("scale", Napi::Function::New(env, Scale));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));

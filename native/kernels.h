@@ -95,6 +95,10 @@ double cross_entropy(float* grad, const float* logits, const int32_t* targets, i
 void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
                 double eps, double weightDecay, int step, bool stable);
 
+// Σ x[i]² in double (the gradient's global norm squared), and x[i] ← x[i]·factor (gradient averaging, clipping).
+double sum_squares(const float* x, int64_t n);
+void scale(float* x, int64_t n, double factor);
+
 // Measured float32 FMA throughput (widest FMA the active ISA has) of this machine with the pool's threads, in GFLOP/s.
 double fma_peak_gflops(double seconds);
 

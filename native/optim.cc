@@ -1,5 +1,5 @@
-// Optimiser updates over a parameter tensor's flat values, in place (the TypeScript reference is
-// adamwStep in src/kernels/reference.ts). Memory-bound: every element reads p, g, m, v and writes p, m, v,
+// Optimiser updates over a parameter tensor's flat values, in place, and the gradient's global norm and
+// scaling (the TypeScript references are adamwStep, sumSquares and scale in src/kernels/reference.ts). Memory-bound: every element reads p, g, m, v and writes p, m, v,
 // so the loops are plain C++ in double precision, as the reference computes, split over the pool's threads
 // in fixed chunks (results do not depend on the thread count).
 #include <algorithm>
@@ -43,6 +43,32 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double 
   parallel_for(chunks, [&](int c) {
     const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
     for (int64_t i = i0; i < i1; i++) p[i] = float(p[i] * decay - (stepSize * m[i]) / (std::sqrt(double(v[i])) / sqrtBc2 + eps));
+  });
+}
+
+double sum_squares(const float* x, int64_t n) {
+  const int chunks = int((n + kChunk - 1) / kChunk);
+  std::vector<double> partial(chunks);
+  parallel_for(chunks, [&](int c) {
+    const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+    // Eight running sums: one chain would wait on the adder's latency at every element.
+    double s[8] = {};
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8)
+      for (int j = 0; j < 8; j++) s[j] += double(x[i + j]) * x[i + j];
+    for (; i < i1; i++) s[0] += double(x[i]) * x[i];
+    partial[c] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  });
+  double sum = 0;
+  for (double s : partial) sum += s;  // in chunk order: the same on any thread count
+  return sum;
+}
+
+void scale(float* x, int64_t n, double factor) {
+  const int chunks = int((n + kChunk - 1) / kChunk);
+  parallel_for(chunks, [&](int c) {
+    const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+    for (int64_t i = i0; i < i1; i++) x[i] = float(x[i] * factor);
   });
 }
 

@@ -59,6 +59,8 @@ export const nativeKernels: Kernels = {
   embeddingBackward: addon.embeddingBackward,
   crossEntropy: addon.crossEntropy,
   adamwStep: addon.adamwStep,
+  sumSquares: addon.sumSquares,
+  scale: addon.scale,
   packLinear(W: Float32Array, N: number, K: number, dtype: Dtype): PackedLinear {
     return dtype === 'bf16'
       ? { dtype, N, K, data: addon.packWeightBf16(W, N, K) }

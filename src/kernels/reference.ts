@@ -333,6 +333,16 @@ export const referenceKernels = {
     const sqrtBc2 = Math.sqrt(bc2);
     for (let i = 0; i < n; i++) p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBc2 + eps);
   },
+
+  sumSquares(x: Floats, n: number) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += x[i] * x[i];
+    return s;
+  },
+
+  scale(x: Floats, n: number, factor: number) {
+    for (let i = 0; i < n; i++) x[i] *= factor;
+  },
 } satisfies Kernels;
 
 const bf16Scratch = new Float32Array(1);

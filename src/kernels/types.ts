@@ -94,4 +94,8 @@ export interface Kernels {
    */
   adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number,
     beta2: number, eps: number, weightDecay: number, step: number, stable: boolean): void;
+  /** Σ x[i]² over n values, summed in float64 (the gradients' global norm, squared). */
+  sumSquares(x: Float32Array, n: number): number;
+  /** x[i] ← x[i]·factor over n values (averaging accumulated gradients, clipping them). */
+  scale(x: Float32Array, n: number, factor: number): void;
 }

@@ -99,26 +99,23 @@ export class StableAdamW extends AdamW {
 }
 
 /** The global L2 norm of all gradients. */
-export function gradNorm(params: FlatParameters): number {
-  let s = 0;
-  const g = params.grad;
-  for (let i = 0; i < g.length; i++) s += g[i] * g[i];
-  return Math.sqrt(s);
+export function gradNorm(params: FlatParameters, kernels: Kernels = nativeKernels): number {
+  return Math.sqrt(kernels.sumSquares(params.grad, params.grad.length));
 }
 
 /**
  * Clips gradients by their global norm, as `torch.nn.utils.clip_grad_norm_`: when the norm exceeds
  * maxNorm, scales them by maxNorm / (norm + 1e-6). Returns the norm before clipping.
  */
-export function clipGradNorm(params: FlatParameters, maxNorm: number): number {
-  const norm = gradNorm(params);
+export function clipGradNorm(params: FlatParameters, maxNorm: number, kernels: Kernels = nativeKernels): number {
+  const norm = gradNorm(params, kernels);
   const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) scaleGradients(params, coef);
+  if (coef < 1) scaleGradients(params, coef, kernels);
   return norm;
 }
 
 /** grad ← grad·factor (e.g. 1/k after accumulating k micro-batches). */
-export function scaleGradients(params: FlatParameters, factor: number): void {
-  const g = params.grad;
-  for (let i = 0; i < g.length; i++) g[i] *= factor;
+export function scaleGradients(params: FlatParameters, factor: number, kernels: Kernels = nativeKernels): void {
+  if (factor === 1) return; // one micro-batch per step: nothing to average, and a pass over every gradient saved
+  kernels.scale(params.grad, params.grad.length, factor);
 }

@@ -314,9 +314,9 @@ export class Trainer {
       m.zeroGrad();
       return { loss: bad ?? NaN, lr, gradNorm: 0, tokens, skipped: true };
     }
-    scaleGradients(m.parameters(), 1 / used);
+    scaleGradients(m.parameters(), 1 / used, m.model.kernels);
     const maxNorm = o.maxGradNorm ?? 1;
-    const gradNorm = maxNorm > 0 ? clipGradNorm(m.parameters(), maxNorm) : 0;
+    const gradNorm = maxNorm > 0 ? clipGradNorm(m.parameters(), maxNorm, m.model.kernels) : 0;
     this.optimizer.step(lr);
     return { loss: lossSum / used, lr, gradNorm, tokens, skipped: false };
   }

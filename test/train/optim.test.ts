@@ -131,7 +131,7 @@ describe('schedules', () => {
   });
 });
 
-describe('adamwStep kernel', () => {
+describe('optimiser kernels', () => {
   it('native equals the TypeScript reference: AdamW bit for bit, StableAdamW within summation order, any thread count', () => {
     const n = 150_001; // more than two of the native kernel's 65,536-value chunks, and not a multiple of them
     const random = (seed: number, scale: number) => {
@@ -155,6 +155,22 @@ describe('adamwStep kernel', () => {
         }
         assert.ok(pn.some((x, i) => x !== start[i]), 'the parameters moved');
       }
+    setNumThreads(0);
+  });
+
+  it('sumSquares and scale: native equals the reference (the sum within summation order), any thread count', () => {
+    const n = 200_003;
+    let s = 3;
+    const x = Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 4);
+    const want = referenceKernels.sumSquares(x, n);
+    for (const threads of [1, 2]) {
+      setNumThreads(threads);
+      near(nativeKernels.sumSquares(x, n), want, 1e-12 * want, `sumSquares, ${threads} thread(s)`);
+      const [a, b] = [x.slice(), x.slice()];
+      nativeKernels.scale(a, n, 0.3);
+      referenceKernels.scale(b, n, 0.3);
+      assert.deepEqual(a, b);
+    }
     setNumThreads(0);
   });
 
