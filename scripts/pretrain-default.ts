@@ -53,7 +53,8 @@ const RECIPE = args.smoke
   : {
     preset: 'small', trainTokens: 9_000_000, heldoutDocs: 64, evalLength: 512, seed: 0,
     // ~9.5 M tokens: micro-batches of 4096 tokens, the batch growing from 1 to 2 of them over the first 1 M tokens.
-    // About 1,700 tokens/s on 2 quiet cores (450-650 when shared, see docs/pretraining.md), so 1.5-5 hours;
+    // About 2,700-3,000 tokens/s on 2 quiet cores since the loss and optimiser run natively (1,700 when the shipped
+    // model was trained; a third of that when the cores are shared, see docs/pretraining.md), so 1-3 hours;
     // a checkpoint every 25 steps (~2-7 min), the run resumes when re-run.
     p1: { maxLength: 512, budget: 4096, steps: 1200, lr: 1e-3, warmup: 40, decay: 200, bsw: { start: 1, end: 2, warmupTokens: 1_000_000 }, evalEvery: 50, saveEvery: 25 },
     // ~0.5 M tokens at 2048 tokens per sequence, 4 sequences per step.
