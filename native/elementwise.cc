@@ -1,6 +1,7 @@
 // Row-wise and element-wise kernels, forward and backward: LayerNorm, activations, GeGLU, embedding gather and
-// scatter-add, RoPE; and the cross-entropy loss with its gradient. The vectorised bodies live in elementwise_impl.h, compiled once per
-// ISA (AVX-512, AVX2, portable) under `#pragma GCC target` and picked at run time by active_isa().
+// scatter-add, RoPE; and the cross-entropy loss with its gradient. The vectorised bodies live in
+// elementwise_impl.h, compiled once per ISA (AVX-512, AVX2, portable) under `#pragma GCC target` and picked at
+// run time by active_isa().
 #include <immintrin.h>
 
 // GCC 12's AVX-512 intrinsics self-initialise their "undefined" operands (`__Y = __Y`), which -Wuninitialized
