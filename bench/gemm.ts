@@ -12,7 +12,7 @@
  */
 import { referenceKernels } from '../src/kernels/reference.js';
 import {
-  gemmBf16, gemmPacked, measureFmaPeak, nativeInfo, nativeKernels, packWeight, packWeightBf16, setNumThreads,
+  alignedFloat32Array, gemmBf16, gemmPacked, measureFmaPeak, nativeInfo, nativeKernels, packWeight, packWeightBf16, setNumThreads,
 } from '../src/kernels/native.js';
 
 const args = process.argv.slice(2);
@@ -20,7 +20,7 @@ const threadList = (args.find((a) => a.startsWith('--threads='))?.slice(10) ?? '
 const quick = args.includes('--quick');
 
 function random(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
+  const out = alignedFloat32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -65,7 +65,7 @@ interface Case { label: string; M: number; N: number; K: number; run: () => void
 type Variant = 'fp32' | 'packed' | 'bf16';
 
 function linear(M: number, N: number, K: number, name: string, variant: Variant): Case {
-  const A = random(M * K, 11), W = random(N * K, 12), C = new Float32Array(M * N);
+  const A = random(M * K, 11), W = random(N * K, 12), C = alignedFloat32Array(M * N);
   let run = () => nativeKernels.gemm(C, A, W, null, M, N, K, false, true, 0);
   if (variant === 'packed') {
     const Wp = packWeight(W, N, K);
@@ -90,7 +90,7 @@ function linear(M: number, N: number, K: number, name: string, variant: Variant)
 
 function training(M: number, N: number, K: number, name: string, transA: boolean): Case {
   // dX[T,in] = dY[T,out]·W[out,in] (no trans); dW[out,in] += dY[T,out]ᵀ·X[T,in] (transA, beta 1).
-  const A = random(M * K, 21), B = random(K * N, 22), C = new Float32Array(M * N);
+  const A = random(M * K, 21), B = random(K * N, 22), C = alignedFloat32Array(M * N);
   const run = () => nativeKernels.gemm(C, A, B, null, M, N, K, transA, false, transA ? 1 : 0);
   return { label: name, M, N, K, run, verify: () => 0 };
 }

@@ -17,6 +17,7 @@ export interface NativeInfo {
 }
 
 interface Addon extends Omit<Kernels, 'name' | 'packLinear' | 'unpackLinear' | 'linear'> {
+  alignedFloat32Array(n: number): Float32Array;
   packWeight(W: Float32Array, N: number, K: number): Float32Array;
   unpackWeight(Wp: Float32Array, N: number, K: number): Float32Array;
   packWeightBf16(W: Float32Array, N: number, K: number): Uint16Array;
@@ -74,6 +75,15 @@ export const nativeKernels: Kernels = {
     else addon.gemmPacked(C, A, W.data, bias, M, W.N, W.K, beta);
   },
 };
+
+/**
+ * A Float32Array of n zeros whose data starts on a 64-byte cache-line boundary (a view into a slightly larger
+ * ArrayBuffer). Kernels read and write such buffers a whole line at a time; the model allocates its activations
+ * this way.
+ */
+export function alignedFloat32Array(n: number): Float32Array {
+  return addon.alignedFloat32Array(n);
+}
 
 /**
  * Packs a Linear weight W [N, K] (PyTorch [out, in]) once for `gemmPacked`, in the layout of the ISA

@@ -6,6 +6,7 @@
  */
 import type { ModernBertConfig, ProblemType } from '../config/config.js';
 import { InputError } from '../errors.js';
+import { alignedFloat32Array } from '../kernels/native.js';
 import type { Kernels } from '../kernels/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { biasBackward } from '../train/bias.js';
@@ -61,12 +62,12 @@ export class PredictionHead {
     const c = this.config;
     const k = model.kernels;
     const H = c.hidden_size;
-    const z = new Float32Array(N * H);
+    const z = alignedFloat32Array(N * H);
     model.linear(z, x, this.dense, this.denseBias, N, 0);
-    const a = save ? new Float32Array(N * H) : z; // inference activates in place
+    const a = save ? alignedFloat32Array(N * H) : z; // inference activates in place
     k.activation(a, z, N * H, c.classifierActivation);
-    const mean = save ? new Float32Array(N) : null;
-    const rstd = save ? new Float32Array(N) : null;
+    const mean = save ? alignedFloat32Array(N) : null;
+    const rstd = save ? alignedFloat32Array(N) : null;
     k.layernorm(out, a, this.norm.w.data, dataOf(this.norm.b), N, H, c.norm_eps, mean, rstd);
     return save ? { N, x, z, a, mean: mean!, rstd: rstd! } : null;
   }
@@ -75,7 +76,7 @@ export class PredictionHead {
   backward(k: Kernels, dx: Float32Array, dout: Float32Array, s: HeadSaved): void {
     const c = this.config;
     const H = c.hidden_size;
-    const dz = new Float32Array(s.N * H);
+    const dz = alignedFloat32Array(s.N * H);
     k.layernormBackward(dz, gradOf(this.norm.w), this.norm.b ? gradOf(this.norm.b) : null, dout, s.a, this.norm.w.data, s.mean, s.rstd, s.N, H);
     k.activationBackward(dz, dz, s.z, s.N * H, c.classifierActivation);
     k.gemm(gradOf(this.dense), dz, s.x, null, H, H, s.N, true, false, 1);
@@ -211,7 +212,7 @@ abstract class TaskModel<Out extends TaskOutput, Labels, PackedLabels> {
   }
 
   private loss(enc: EncodeResult, pass: HeadPass<Omit<Out, keyof EncoderOutput>, PackedLabels>, labels: PackedLabels, cuSeqlens: Int32Array): Loss {
-    const dlogits = pass.backward ? new Float32Array(pass.logits.length) : null;
+    const dlogits = pass.backward ? alignedFloat32Array(pass.logits.length) : null;
     const value = this.lossOf(pass.logits, labels, dlogits, cuSeqlens);
     if (!pass.backward || !enc.tape) return new Loss(value, null);
     const forward = this.forwards;
@@ -322,7 +323,7 @@ function labelledRows(labels: Int32Array): Int32Array {
 
 /** Rows `rows` of a [*, width] matrix, gathered into [rows.length, width]. */
 function gatherRows(src: Float32Array, rows: Int32Array, width: number): Float32Array {
-  const out = new Float32Array(rows.length * width);
+  const out = alignedFloat32Array(rows.length * width);
   for (let r = 0; r < rows.length; r++) out.set(src.subarray(rows[r] * width, (rows[r] + 1) * width), r * width);
   return out;
 }
@@ -373,9 +374,9 @@ export class ModernBertForMaskedLM extends TaskModel<TaskOutput, TokenLabels, In
 
   private decode(hiddenRows: Float32Array, rows: number, save: boolean) {
     const c = this.config;
-    const headOut = new Float32Array(rows * c.hidden_size);
+    const headOut = alignedFloat32Array(rows * c.hidden_size);
     const saved = this.head.run(this.model, headOut, hiddenRows, rows, save);
-    const logits = new Float32Array(rows * c.vocab_size);
+    const logits = alignedFloat32Array(rows * c.vocab_size);
     this.model.linear(logits, headOut, this.decoderWeight, this.decoderBias, rows, 0);
     return { logits, headOut, saved };
   }
@@ -401,14 +402,14 @@ export class ModernBertForMaskedLM extends TaskModel<TaskOutput, TokenLabels, In
       const k = this.kernels;
       k.gemm(gradOf(this.decoderWeight), dl, pick(headOut, H), null, V, H, N, true, false, 1);
       if (this.decoderBias) biasBackward(gradOf(this.decoderBias), dl, N, V);
-      const dHead = new Float32Array(N * H);
+      const dHead = alignedFloat32Array(N * H);
       k.gemm(dHead, dl, this.decoderWeight.data, null, N, H, V, false, false, 0);
       const s = saved!;
-      const dRows = new Float32Array(N * H);
+      const dRows = alignedFloat32Array(N * H);
       this.head.backward(k, dRows, dHead, {
         N, x: pick(s.x, H), z: pick(s.z, H), a: pick(s.a, H), mean: pick(s.mean, 1), rstd: pick(s.rstd, 1),
       });
-      const dLast = new Float32Array(T * H);
+      const dLast = alignedFloat32Array(T * H);
       for (let r = 0; r < N; r++) dLast.set(dRows.subarray(r * H, (r + 1) * H), (picked ? picked[rows[r]] : rows[r]) * H);
       return dLast;
     };
@@ -494,7 +495,7 @@ export class ModernBertForSequenceClassification extends ClassifierModel<Sequenc
     const B = cuSeqlens.length - 1;
     const T = enc.lastHiddenState.dims[0];
     const x = enc.lastHiddenState.data;
-    const pooled = new Float32Array(B * H);
+    const pooled = alignedFloat32Array(B * H);
     for (let b = 0; b < B; b++) {
       const start = cuSeqlens[b];
       const end = cuSeqlens[b + 1];
@@ -505,20 +506,20 @@ export class ModernBertForSequenceClassification extends ClassifierModel<Sequenc
         for (let d = 0; d < H; d++) pooled[b * H + d] /= end - start;
       }
     }
-    const headOut = new Float32Array(B * H);
+    const headOut = alignedFloat32Array(B * H);
     const saved = this.head.run(this.model, headOut, pooled, B, enc.tape !== null);
     const mask = this.classifierDropout(headOut);
-    const logits = new Float32Array(B * C);
+    const logits = alignedFloat32Array(B * C);
     this.model.linear(logits, headOut, this.classifier, this.classifierBias, B, 0);
     const backward = (dlogits: Float32Array): Float32Array => {
       k.gemm(gradOf(this.classifier), dlogits, headOut, null, C, H, B, true, false, 1);
       biasBackward(gradOf(this.classifierBias), dlogits, B, C);
-      const dHead = new Float32Array(B * H);
+      const dHead = alignedFloat32Array(B * H);
       k.gemm(dHead, dlogits, this.classifier.data, null, B, H, C, false, false, 0);
       if (mask) applyDropoutMask(dHead, mask, B * H, c.classifier_dropout);
-      const dPooled = new Float32Array(B * H);
+      const dPooled = alignedFloat32Array(B * H);
       this.head.backward(k, dPooled, dHead, saved!);
-      const dLast = new Float32Array(T * H);
+      const dLast = alignedFloat32Array(T * H);
       for (let b = 0; b < B; b++) {
         const start = cuSeqlens[b];
         const end = cuSeqlens[b + 1];
@@ -596,18 +597,18 @@ export class ModernBertForTokenClassification extends ClassifierModel<TaskOutput
     const H = c.hidden_size;
     const C = c.num_labels;
     const T = enc.lastHiddenState.dims[0];
-    const headOut = new Float32Array(T * H);
+    const headOut = alignedFloat32Array(T * H);
     const saved = this.head.run(this.model, headOut, enc.lastHiddenState.data, T, enc.tape !== null);
     const mask = this.classifierDropout(headOut);
-    const logits = new Float32Array(T * C);
+    const logits = alignedFloat32Array(T * C);
     this.model.linear(logits, headOut, this.classifier, this.classifierBias, T, 0);
     const backward = (dlogits: Float32Array): Float32Array => {
       k.gemm(gradOf(this.classifier), dlogits, headOut, null, C, H, T, true, false, 1);
       biasBackward(gradOf(this.classifierBias), dlogits, T, C);
-      const dHead = new Float32Array(T * H);
+      const dHead = alignedFloat32Array(T * H);
       k.gemm(dHead, dlogits, this.classifier.data, null, T, H, C, false, false, 0);
       if (mask) applyDropoutMask(dHead, mask, T * H, c.classifier_dropout);
-      const dLast = new Float32Array(T * H);
+      const dLast = alignedFloat32Array(T * H);
       this.head.backward(k, dLast, dHead, saved!);
       return dLast;
     };

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModernBertConfig } from '../config/config.js';
 import { ConfigError } from '../errors.js';
-import { nativeKernels, setNumThreads } from '../kernels/native.js';
+import { alignedFloat32Array, nativeKernels, setNumThreads } from '../kernels/native.js';
 import { referenceKernels } from '../kernels/reference.js';
 import type { Dtype, Kernels, PackedLinear } from '../kernels/types.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -187,7 +187,7 @@ class Workspace {
   get(role: string, size: number): Float32Array {
     let b = this.buffers.get(role);
     if (!b || b.length < size) {
-      b = new Float32Array(size);
+      b = alignedFloat32Array(size);
       this.buffers.set(role, b);
     }
     return b.subarray(0, size);
@@ -426,8 +426,8 @@ export class ModernBertModel {
     const maxPos = c.max_position_embeddings;
     const scale = 1 / Math.sqrt(Dh);
 
-    const h = new Float32Array(T * H); // the residual stream
-    const last = new Float32Array(T * H);
+    const h = alignedFloat32Array(T * H); // the residual stream
+    const last = alignedFloat32Array(T * H);
     const tape = this.training ? this.newTape(ids, cuSeqlens, positions, h) : null;
     const normed = this.ws.get('normed', T * H);
     const act = this.ws.get('act', T * I);

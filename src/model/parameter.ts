@@ -4,6 +4,7 @@
  * view per tensor, and gives the gradients the same layout (llm.c's layout): zeroing the gradients,
  * clipping by global norm and the optimiser's moments are then single loops over single arrays.
  */
+import { alignedFloat32Array } from '../kernels/native.js';
 
 export class Parameter {
   /** d loss / d data, same shape; null until the model is put in training mode. Backward passes add to it. */
@@ -79,8 +80,8 @@ export class FlatParameters {
   /** Copies the values into one buffer and re-points each parameter's `data` and `grad` at views of it. */
   constructor(named: NamedParameters) {
     const total = named.reduce((n, [, p]) => n + p.size, 0);
-    this.data = new Float32Array(total);
-    this.grad = new Float32Array(total);
+    this.data = alignedFloat32Array(total);
+    this.grad = alignedFloat32Array(total);
     this.entries = [];
     let offset = 0;
     for (const [name, param] of named) {

@@ -5,7 +5,9 @@
  * in use and the failures.
  */
 import { referenceGemmBf16, referenceKernels } from '../../src/kernels/reference.js';
-import { gemmBf16, gemmPacked, nativeInfo, nativeKernels, packWeight, packWeightBf16 } from '../../src/kernels/native.js';
+import {
+  alignedFloat32Array, gemmBf16, gemmPacked, nativeInfo, nativeKernels, packWeight, packWeightBf16,
+} from '../../src/kernels/native.js';
 
 // Shapes: unit, odd, narrower than a SIMD vector, M = 1 against wide N, K across the depth block (256),
 // N across the column block (1024), K = 0 (C = beta·C + bias).
@@ -96,6 +98,15 @@ for (const [M, N, K] of SHAPES)
       cases++;
       if (!(e <= 1)) failures.push(`linear ${dtype} ${M}x${N}x${K} beta=${beta}: ${e.toFixed(1)}× tolerance`);
     }
+// Cache-line-aligned buffers (views at an offset into a larger ArrayBuffer, as the model allocates them).
+for (const [M, N, K] of SHAPES) {
+  const A = alignedFloat32Array(M * K), W = random(N * K), got = alignedFloat32Array(M * N), want = new Float32Array(M * N);
+  A.set(random(M * K));
+  gemmPacked(got, A, packWeight(W, N, K), null, M, N, K, 0);
+  referenceKernels.gemm(want, A, W, null, M, N, K, false, true, 0);
+  cases++;
+  if (!(maxExcess(got, want, K) <= 1)) failures.push(`gemmPacked on aligned views ${M}x${N}x${K}`);
+}
 // beta = 0 must not read C: NaN left in the output buffer may not leak into the result.
 for (const [M, N, K] of [[33, 65, 17], [257, 300, 129]]) {
   const A = random(M * K), W = random(N * K);

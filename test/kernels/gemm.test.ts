@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nativeInfo } from '../../src/kernels/native.js';
+import { alignedFloat32Array, nativeInfo } from '../../src/kernels/native.js';
 
 const child = join(dirname(fileURLToPath(import.meta.url)), 'gemm-child.ts');
 const features = nativeInfo().features;
@@ -37,4 +37,19 @@ describe('native gemm vs reference', () => {
         assert.ok(out.cases >= 200, `only ${out.cases} cases ran`);
         assert.deepEqual(out.failures, []);
       });
+});
+
+describe('alignedFloat32Array', () => {
+  it('gives n zeros in its own buffer, at most 64 bytes in, and rejects a bad n', () => {
+    for (const n of [0, 1, 17, 100_000]) {
+      const a = alignedFloat32Array(n), b = alignedFloat32Array(n);
+      assert.ok(a instanceof Float32Array);
+      assert.equal(a.length, n);
+      assert.ok(a.every((v) => v === 0));
+      assert.equal(a.buffer.byteLength, n * 4 + 64);
+      assert.ok(a.byteOffset < 64 && a.byteOffset % 4 === 0);
+      assert.notEqual(a.buffer, b.buffer);
+    }
+    for (const bad of [-1, Number.NaN]) assert.throws(() => alignedFloat32Array(bad), /argument 'n'/);
+  });
 });
