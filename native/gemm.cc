@@ -416,7 +416,36 @@ void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n
   }
 }
 
-void run(const Operands& o) {
+// The layout gemm_block reads: for each KC block of depth kc starting at k0, at offset k0*Npad, the
+// Npad/NR panels of kc×NR, i.e. the whole of op(B) = Wᵀ packed as one block per KC. `fn(panel, k0, kc, j0, w)`
+// runs once per panel (in parallel): the panel holding columns [j0, j0+w) of op(B), rows [k0, k0+kc).
+template <typename Fn>
+void for_each_weight_panel(int N, int K, Fn fn) {
+  const int NR = impl().NR;
+  const int Npad = (N + NR - 1) / NR * NR;
+  const int panels = Npad / NR;
+  const int kBlocks = (K + KC - 1) / KC;
+  parallel_for(kBlocks * panels, [&](int t) {
+    const int kb = t / panels, p = t % panels;
+    const int k0 = kb * KC, kc = std::min(KC, K - k0);
+    fn(size_t(k0) * Npad + size_t(p) * kc * NR, k0, kc, p * NR, std::min(NR, N - p * NR));
+  });
+}
+
+// Packs op(B) (`src` is B [K, N], or [N, K] when transB, row length ld) whole, in that layout, on the pool.
+void pack_op_b(float* dst, const float* src, int ld, bool transB, int N, int K) {
+  const Impl& im = impl();
+  for_each_weight_panel(N, K, [&](size_t panel, int k0, int kc, int j0, int w) {
+    pack_b(dst + panel, src, ld, transB, im.NR, im.packTransposed, k0, kc, j0, w);
+  });
+}
+
+// op(B) packed once for a call that several row shares would otherwise each pack (grow-only; kernels are called
+// from one thread at a time).
+Scratch sharedB;
+
+void run(const Operands& in) {
+  Operands o = in;
   const int M = o.M, N = o.N, K = o.K;
   if (M == 0 || N == 0) return;
   if (K == 0) {  // no product: C = beta*C + bias
@@ -440,10 +469,21 @@ void run(const Operands& o) {
       const int b = threads / a;
       const double mt = double((M + a * MR - 1) / (a * MR) * MR);
       const double nt = double((N + b * NR - 1) / (b * NR) * NR);
-      const double bPack = o.Bpacked ? 0.0 : o.transB ? 1.0 : 0.25;
-      const double cost = mt * nt * K / 32.0 + bPack * nt * K + 0.1 * mt * K * std::ceil(nt / NC_TARGET);
+      // Packing B: each thread packs its columns, or with a > 1 the threads pack all of it once, together.
+      const double bPack = o.Bpacked ? 0.0 : (o.transB ? 1.0 : 0.25) * (a > 1 ? double(N) / threads : nt);
+      const double cost = mt * nt * K / 32.0 + bPack * K + 0.1 * mt * K * std::ceil(nt / NC_TARGET);
       if (cost < best) best = cost, tm = a, tn = b;
     }
+  }
+  // Several row shares would each pack all of op(B): pack it once, on every thread, as a prepacked weight
+  // (dX = dY·W and dW += dYᵀ·X in training). Up to 64 MB, which the buffer then keeps; a larger op(B) (the
+  // MLM decoder's 50368 × 768 in dX) is packed block by block per thread as before.
+  const size_t packedSize = size_t((N + NR - 1) / NR * NR) * K;
+  if (!o.Bpacked && tm > 1 && packedSize <= (size_t(16) << 20)) {
+    float* packed = sharedB.get(packedSize);
+    pack_op_b(packed, o.B, o.transB ? K : N, o.transB, N, K);
+    o.Bpacked = packed;
+    o.B = nullptr;
   }
   // Cut each thread's share into a few tasks taken dynamically, so a thread that starts late (woken
   // slowly, or sharing its core with another process) does less of the work instead of holding up the
@@ -484,28 +524,7 @@ size_t packed_weight_size(int N, int K) {
   return size_t((N + NR - 1) / NR * NR) * K;
 }
 
-// The layout gemm_block reads: for each KC block of depth kc starting at k0, at offset k0*Npad, the
-// Npad/NR panels of kc×NR, i.e. the whole of op(B) = Wᵀ packed as one block per KC. `fn(panel, k0, kc, j0, w)`
-// runs once per panel (in parallel): the panel holding columns [j0, j0+w) of op(B), rows [k0, k0+kc).
-template <typename Fn>
-void for_each_weight_panel(int N, int K, Fn fn) {
-  const int NR = impl().NR;
-  const int Npad = (N + NR - 1) / NR * NR;
-  const int panels = Npad / NR;
-  const int kBlocks = (K + KC - 1) / KC;
-  parallel_for(kBlocks * panels, [&](int t) {
-    const int kb = t / panels, p = t % panels;
-    const int k0 = kb * KC, kc = std::min(KC, K - k0);
-    fn(size_t(k0) * Npad + size_t(p) * kc * NR, k0, kc, p * NR, std::min(NR, N - p * NR));
-  });
-}
-
-void pack_weight(float* Wp, const float* W, int N, int K) {
-  const int NR = impl().NR;
-  for_each_weight_panel(N, K, [&](size_t panel, int k0, int kc, int j0, int w) {
-    pack_b(Wp + panel, W, K, true, NR, impl().packTransposed, k0, kc, j0, w);
-  });
-}
+void pack_weight(float* Wp, const float* W, int N, int K) { pack_op_b(Wp, W, K, true, N, K); }
 
 // The inverse of pack_weight (exact: packing only moves values), so an inference model can keep the packed
 // copy alone and still hand back W when training or saving needs it.
