@@ -459,7 +459,10 @@ void run(const Operands& in) {
   const int MR = im.MR, NR = im.NR;
   const int threads = num_threads();
   // Split the threads into tm (over M) × tn (over N), minimising the slowest thread's estimated cycles:
-  // FMAs / (FMA lanes per cycle) plus packing (B once per column range, A once per B block).
+  // FMAs / (FMA lanes per cycle) plus packing (B once per column range, A once per B block of every column
+  // task: a split over N cuts each thread's columns into kTasksPerThread tasks, and each packs the thread's
+  // rows of A again).
+  constexpr int kTasksPerThread = 4;
   int tm = 1, tn = 1;
   const double flops = double(M) * N * K;
   if (threads > 1 && flops >= double(1 << 18)) {
@@ -471,7 +474,9 @@ void run(const Operands& in) {
       const double nt = double((N + b * NR - 1) / (b * NR) * NR);
       // Packing B: each thread packs its columns, or with a > 1 the threads pack all of it once, together.
       const double bPack = o.Bpacked ? 0.0 : (o.transB ? 1.0 : 0.25) * (a > 1 ? double(N) / threads : nt);
-      const double cost = mt * nt * K / 32.0 + bPack * K + 0.1 * mt * K * std::ceil(nt / NC_TARGET);
+      const int columnTasks = b > 1 ? kTasksPerThread : 1;
+      const double aPasses = columnTasks * std::ceil(nt / columnTasks / NC_TARGET);
+      const double cost = mt * nt * K / 32.0 + bPack * K + 0.1 * mt * K * aPasses;
       if (cost < best) best = cost, tm = a, tn = b;
     }
   }
@@ -490,8 +495,8 @@ void run(const Operands& in) {
   // call. Along M only when the repeated packing of B per task stays small: B prepacked, or at least
   // 1024 rows per task (packing B costs about as much as 8-32 rows of FMAs; dW = dYᵀ·X over 8192
   // tokens packs 25 MB of B per task).
-  const int splitM = tm > 1 && (o.Bpacked || M >= tm * 4 * 1024) ? 4 : 1;
-  const int splitN = tn > 1 ? 4 : 1;
+  const int splitM = tm > 1 && (o.Bpacked || M >= tm * 4 * 1024) ? kTasksPerThread : 1;
+  const int splitN = tn > 1 ? kTasksPerThread : 1;
   const int tasksM = std::max(1, std::min(tm * splitM, (M + 8 * MR - 1) / (8 * MR)));
   const int tasksN = std::max(1, std::min(tn * splitN, (N + 2 * NR - 1) / (2 * NR)));
   const int rowsPer = (M + tasksM * MR - 1) / (tasksM * MR) * MR;
