@@ -485,7 +485,7 @@ void run(const Operands& in) {
   // Several row shares would each pack all of op(B): pack it once, on every thread, as a prepacked weight
   // (dX = dY·W and dW += dYᵀ·X in training). Up to 64 MB, which the buffer then keeps; a larger op(B) (the
   // MLM decoder's 50368 × 768 in dX) is packed block by block per thread as before.
-  const size_t packedSize = size_t((N + NR - 1) / NR * NR) * K;
+  const size_t packedSize = packed_weight_size(N, K);
   if (!o.Bpacked && tm > 1 && packedSize <= (size_t(16) << 20)) {
     float* packed = sharedB.get(packedSize);
     pack_op_b(packed, o.B, o.transB ? K : N, o.transB, N, K);
