@@ -81,7 +81,6 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// packWeight(W, N, K) -> Float32Array: W [N, K] packed for gemmPacked (layout of the active ISA).
 // A zeroed typed array of n elements whose data starts on a 64-byte boundary, viewing an ArrayBuffer 64 bytes
 // longer. Node's own buffers start 16 bytes past one, so every AVX-512 load and store of a row straddles two
 // cache lines: aligned output costs GEMMs 3-5 % less time at the model's shapes (measured).
@@ -95,14 +94,15 @@ Napi::TypedArrayOf<T> alignedArray(Napi::Env env, size_t n) {
 // alignedFloat32Array(n) -> Float32Array of n zeros on a cache-line boundary.
 Napi::Value AlignedFloat32Array(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber() || !(info[0].As<Napi::Number>().DoubleValue() >= 0) ||
-      info[0].As<Napi::Number>().DoubleValue() > double(SIZE_MAX / sizeof(float) - 16)) {
+  const double n = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;  // NaN fails both tests below
+  if (!(n >= 0 && n <= double(SIZE_MAX / sizeof(float) - 16))) {
     Napi::RangeError::New(env, "argument 'n' must be a number of elements >= 0").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return alignedArray<float>(env, size_t(info[0].As<Napi::Number>().DoubleValue()));
+  return alignedArray<float>(env, size_t(n));
 }
 
+// packWeight(W, N, K) -> Float32Array: W [N, K] packed for gemmPacked (layout of the active ISA).
 Napi::Value PackWeight(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int N = intArg(info, 1, "N"), K = intArg(info, 2, "K");

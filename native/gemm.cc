@@ -494,9 +494,8 @@ void run(const Operands& in) {
   }
   // Cut each thread's share into a few tasks taken dynamically, so a thread that starts late (woken
   // slowly, or sharing its core with another process) does less of the work instead of holding up the
-  // call. Along M only when the repeated packing of B per task stays small: B prepacked, or at least
-  // 1024 rows per task (packing B costs about as much as 8-32 rows of FMAs; dW = dYᵀ·X over 8192
-  // tokens packs 25 MB of B per task).
+  // call. Along M only when B is prepacked (a weight, or packed once above) or each task has at least 1024 rows:
+  // a task that packs its own B block by block pays about as much as 8-32 rows of FMAs per pack.
   const int splitM = tm > 1 && (o.Bpacked || M >= tm * 4 * 1024) ? kTasksPerThread : 1;
   const int splitN = tn > 1 ? kTasksPerThread : 1;
   // At least 256 rows per task along M: each task streams its own pass over op(B), which a task of few rows
