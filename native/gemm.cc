@@ -8,8 +8,8 @@
 // AVX-512 14×32, AVX2+FMA 6×16, portable C++ 4×16 (auto-vectorised for the baseline ISA).
 // ISA-specific functions carry target attributes, so the addon still loads on CPUs without them.
 //
-// Blocking: a KC×NC block of B (≈1.2 MB) stays in L2 while the thread sweeps its rows of A in MR-row
-// panels; each A panel (MR×KC, ≤ 14 KB) stays in L1 while the sweep runs across the block's NR panels.
+// Blocking: a kc×NC block of B (≤ 1.3 MB) stays in L2 while the thread sweeps its rows of A in MR-row
+// panels; each A panel (MR×kc, ≤ 16 KB) stays in L1 while the sweep runs across the block's NR panels.
 // Threads split the (M, N) plane into tm×tn shares chosen to balance compute and packing cost, so a
 // single short sequence (small M) still uses every thread by splitting N; each share is cut into a few
 // tasks taken dynamically. Every element of C is summed by one thread in one order: results do not
@@ -45,10 +45,17 @@
 namespace mb {
 namespace {
 
-// Depth of a packed block. Also the row stride of a packed A panel, a compile-time constant so the
+// Largest depth of a packed block. Also the row stride of a packed A panel, a compile-time constant so the
 // microkernel addresses the MR rows of A with immediate offsets.
-constexpr int KC = 256;
-// Target width of a B block: KC×NC floats = 1.2 MB sits in a 2 MB L2 next to the C rows being updated. 1152
+constexpr int KC = 288;
+
+// Depth of each block when K is cut into equal blocks of at most KC (the last may be shorter): K = 768 as
+// 3 × 256 and 1152 as 4 × 288, not 256s and a short tail whose calls pay the same C traffic for less work.
+int depth_block(int K) {
+  const int blocks = std::max(1, (K + KC - 1) / KC);
+  return std::max(1, (K + blocks - 1) / blocks);  // 1 for K = 0, so loops over no blocks do not divide by 0
+}
+// Target width of a B block: kc×NC floats (1.2 MB at kc = 256, 1.3 MB at 288) sits in a 2 MB L2 next to the C rows being updated. 1152
 // columns (the model's intermediate size) keep 1152- and 2304-column products in whole blocks: A is packed once per
 // block (dW of mlp.Wo over 4096 tokens: 60 -> 66 % of the FMA probe against 1024).
 constexpr int NC_TARGET = 1152;
@@ -170,7 +177,7 @@ MB_AVX2 void kernel_avx2(int kc, const float* Ap, const float* Bp, float* C, int
 }
 
 // 14×32: 28 accumulators + 2 B vectors + 1 broadcast A value of the 32 zmm registers. Its k loop alone runs at
-// ~91 % of the FMA probe's rate on L1-resident data (as do 12×32, 8×48, 6×64); a call with KC = 256 at 85–88 %.
+// ~91 % of the FMA probe's rate on L1-resident data (as do 12×32, 8×48, 6×64); a call with kc = 256 at 85–88 %.
 MB_AVX512 void kernel_avx512(int kc, const float* Ap, const float* Bp, float* C, int ldc, int mr, int nr, bool load,
                              const float* bias) {
   constexpr int MR = 14;
@@ -369,12 +376,12 @@ void pack_b(float* Bp, const float* src, int ld, bool transB, int NR, PackTransp
 // Driver
 
 // Rows [m0, m1) × columns [n0, n1) of C (n0 a multiple of NR), on the calling thread.
-// Loops: column blocks of NC (backwards when `reverse`) → KC depth blocks (the KC×NC block of op(B), ≈1.2 MB,
-// packed once unless prepacked, stays in L2) → MR-row panels of A over all the rows (each packed panel, 14 KB,
+// Loops: column blocks of NC (backwards when `reverse`) → depth blocks of kc ≤ KC (the kc×NC block of op(B), ≤ 1.3 MB,
+// packed once unless prepacked, stays in L2) → MR-row panels of A over all the rows (each packed panel, ≤ 16 KB,
 // stays in L1) → NR-column panels of B. The next A panel's rows are prefetched while the current one computes, and
 // the kernel prefetches its C tile, since at M = 16384 tokens neither A nor C fits in the caches.
 void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n1, bool reverse) {
-  const int MR = im.MR, NR = im.NR, K = o.K;
+  const int MR = im.MR, NR = im.NR, K = o.K, kcMax = depth_block(K);
   const int nBlocks = (n1 - n0 + NC_TARGET - 1) / NC_TARGET;
   const int NC = ((n1 - n0 + nBlocks - 1) / nBlocks + NR - 1) / NR * NR;
   const int Npad = (o.N + NR - 1) / NR * NR;
@@ -385,8 +392,8 @@ void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n
     const int nc0 = n0 + (reverse ? ncBlocks - 1 - bi : bi) * NC;
     const int nw = std::min(NC, n1 - nc0);
     const int panels = (nw + NR - 1) / NR;
-    for (int k0 = 0; k0 < K; k0 += KC) {
-      const int kc = std::min(KC, K - k0);
+    for (int k0 = 0; k0 < K; k0 += kcMax) {
+      const int kc = std::min(kcMax, K - k0);
       const float* Bblk;
       if (o.Bpacked) {
         Bblk = o.Bpacked + size_t(k0) * Npad + size_t(nc0) * kc;
@@ -418,18 +425,18 @@ void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n
   }
 }
 
-// The layout gemm_block reads: for each KC block of depth kc starting at k0, at offset k0*Npad, the
-// Npad/NR panels of kc×NR, i.e. the whole of op(B) = Wᵀ packed as one block per KC. `fn(panel, k0, kc, j0, w)`
+// The layout gemm_block reads: for each depth block of kc = depth_block(K) (the last may be shorter) starting at k0, at offset k0*Npad, the
+// Npad/NR panels of kc×NR, i.e. the whole of op(B) = Wᵀ packed as one block per depth block. `fn(panel, k0, kc, j0, w)`
 // runs once per panel (in parallel): the panel holding columns [j0, j0+w) of op(B), rows [k0, k0+kc).
 template <typename Fn>
 void for_each_weight_panel(int N, int K, Fn fn) {
   const int NR = impl().NR;
   const int Npad = (N + NR - 1) / NR * NR;
   const int panels = Npad / NR;
-  const int kBlocks = (K + KC - 1) / KC;
+  const int kcMax = depth_block(K), kBlocks = (K + kcMax - 1) / kcMax;
   parallel_for(kBlocks * panels, [&](int t) {
     const int kb = t / panels, p = t % panels;
-    const int k0 = kb * KC, kc = std::min(KC, K - k0);
+    const int k0 = kb * kcMax, kc = std::min(kcMax, K - k0);
     fn(size_t(k0) * Npad + size_t(p) * kc * NR, k0, kc, p * NR, std::min(NR, N - p * NR));
   });
 }
