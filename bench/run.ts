@@ -51,7 +51,7 @@ const program = new Command('bench')
   .option('--peers <dir>', 'the shared peers folder (default: ../shared/peers beside the repository, or $MODERNBERT_PEERS)')
   .option('--peer-wait <minutes>', 'how long to wait for enough free memory before a peer run (W3 needs ~10 GiB)', positive, 15)
   .option('--json <file>', 'write all results as JSON')
-  .option('--fma-seconds <s>', 'duration of the FMA peak probe in each workload process', positive, 0.5)
+  .option('--fma-seconds <s>', 'duration of each FMA peak probe (before and after the timed runs) in each workload process', positive, 0.5)
   .addOption(new Option('--dtype <dtype>', 'precision of the inference Linears; bf16 runs every inference workload in float32 AND bf16 (same session) and prints both rows and their ratio')
     .choices(['float32', 'bf16']).default('float32'))
   .addOption(new Option('--child <workload>', 'internal: run one workload in this process').hideHelp());

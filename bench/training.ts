@@ -75,7 +75,7 @@ export async function runTraining(name: string, peers: Peers, opt: RunOptions): 
     return t3 - t0;
   };
   for (let i = 0; i < opt.warmup; i++) process.stderr.write(`  [${name}] warm-up ${i + 1}: ${(step() / 1000).toFixed(2)} s\n`);
-  const fmaPeakGflops = measureFmaPeak(opt.fmaSeconds);
+  const peakBefore = measureFmaPeak(opt.fmaSeconds); // and after: see RunOptions.fmaSeconds
   Object.assign(phases, { forward: 0, backward: 0, optimizer: 0 });
   const times: number[] = [];
   profile.recording = true;
@@ -85,6 +85,7 @@ export async function runTraining(name: string, peers: Peers, opt: RunOptions): 
     process.stderr.write(`  [${name}] step ${i + 1}/${opt.runs}: ${(ms / 1000).toFixed(2)} s, ${(T / (ms / 1000)).toFixed(1)} tok/s\n`);
   }
   profile.recording = false;
+  const fmaPeakGflops = (peakBefore + measureFmaPeak(opt.fmaSeconds)) / 2;
 
   const kernels = perRun(profile, opt.runs);
   const counted = Object.values(kernels).reduce((a, s) => a + s.flops, 0);

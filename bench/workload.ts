@@ -17,7 +17,10 @@ export interface RunOptions {
   threads: number;
   runs: number;
   warmup: number;
-  /** Seconds of the FMA peak probe, run just before the timed runs (same load conditions). */
+  /**
+   * Seconds of the FMA peak probe, run just before and just after the timed runs; the peak is their mean, so a
+   * machine that speeds up or slows down during the runs (it is shared) moves both sides of the fraction alike.
+   */
   fmaSeconds: number;
   /** Precision of the inference Linears (training workloads run in float32). */
   dtype: Dtype;
@@ -121,7 +124,7 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
     const ms = runOnce();
     process.stderr.write(`  [${name}] warm-up ${i + 1}: ${(ms / 1000).toFixed(2)} s\n`);
   }
-  const fmaPeakGflops = measureFmaPeak(opt.fmaSeconds);
+  const peakBefore = measureFmaPeak(opt.fmaSeconds);
   const times: number[] = [];
   profile.recording = true;
   for (let i = 0; i < opt.runs; i++) {
@@ -130,6 +133,7 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
     process.stderr.write(`  [${name}] run ${i + 1}/${opt.runs}: ${(ms / 1000).toFixed(2)} s, ${(w.realTokens / (ms / 1000)).toFixed(1)} real tok/s\n`);
   }
   profile.recording = false;
+  const fmaPeakGflops = (peakBefore + measureFmaPeak(opt.fmaSeconds)) / 2;
 
   const shape = {
     hidden: config.hidden_size,
