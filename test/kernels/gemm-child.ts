@@ -9,11 +9,12 @@ import {
   alignedFloat32Array, gemmBf16, gemmPacked, nativeInfo, nativeKernels, packWeight, packWeightBf16,
 } from '../../src/kernels/native.js';
 
-// Shapes: unit, odd, narrower than a SIMD vector, M = 1 against wide N, K across the depth block (256),
-// N across the column block (1024), K = 0 (C = beta·C + bias).
+// Shapes: unit, odd, narrower than a SIMD vector, M = 1 against wide N, K across the depth block (at most 288,
+// cut evenly: 530 = 2 × 265, 600 = 3 × 200), N across the column block (1152), K = 0 (C = beta·C + bias), and
+// M = 4200, which two threads cut into row tasks of about 512 rows.
 export const SHAPES: [number, number, number][] = [
   [1, 1, 1], [7, 13, 5], [33, 65, 17], [100, 3, 48], [257, 300, 129], [1, 2304, 64], [3, 50, 1],
-  [29, 33, 530], [15, 1100, 40], [300, 17, 600], [5, 7, 0], [64, 96, 192],
+  [29, 33, 530], [15, 1200, 40], [300, 17, 600], [5, 7, 0], [64, 96, 192], [4200, 40, 20],
 ];
 
 let seed = 12345;
