@@ -177,7 +177,8 @@ MB_AVX2 void kernel_avx2(int kc, const float* Ap, const float* Bp, float* C, int
 }
 
 // 14×32: 28 accumulators + 2 B vectors + 1 broadcast A value of the 32 zmm registers. Its k loop alone runs at
-// ~91 % of the FMA probe's rate on L1-resident data (as do 12×32, 8×48, 6×64); a call with kc = 256 at 85–88 %.
+// ~91 % of the FMA probe's rate on L1-resident data (as do 12×32, 8×48, 6×64; 93–97 % without the two B
+// prefetches, which B streaming from L2 needs); a call with kc = 256 at 85–90 %.
 MB_AVX512 void kernel_avx512(int kc, const float* Ap, const float* Bp, float* C, int ldc, int mr, int nr, bool load,
                              const float* bias) {
   constexpr int MR = 14;
