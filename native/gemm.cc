@@ -55,9 +55,9 @@ int depth_block(int K) {
   const int blocks = std::max(1, (K + KC - 1) / KC);
   return std::max(1, (K + blocks - 1) / blocks);  // 1 for K = 0, so loops over no blocks do not divide by 0
 }
-// Target width of a B block: kc×NC floats (1.2 MB at kc = 256, 1.3 MB at 288) sits in a 2 MB L2 next to the C rows being updated. 1152
-// columns (the model's intermediate size) keep 1152- and 2304-column products in whole blocks: A is packed once per
-// block (dW of mlp.Wo over 4096 tokens: 60 -> 66 % of the FMA probe against 1024).
+// Target width of a B block: kc×NC floats (1.2 MB at kc = 256, 1.3 MB at 288) sits in a 2 MB L2 next to the C
+// rows being updated. 1152 columns (the model's intermediate size) keep 1152- and 2304-column products in whole
+// blocks: A is packed once per block (dW of mlp.Wo over 4096 tokens: 60 -> 66 % of the FMA probe against 1024).
 constexpr int NC_TARGET = 1152;
 // With transA, rows of op(A) are packed this many MR-row panels at a time (≤ 224 KB, in L2).
 constexpr int A_CHUNK_PANELS = 16;
@@ -377,10 +377,10 @@ void pack_b(float* Bp, const float* src, int ld, bool transB, int NR, PackTransp
 // Driver
 
 // Rows [m0, m1) × columns [n0, n1) of C (n0 a multiple of NR), on the calling thread.
-// Loops: column blocks of NC (backwards when `reverse`) → depth blocks of kc ≤ KC (the kc×NC block of op(B), ≤ 1.3 MB,
-// packed once unless prepacked, stays in L2) → MR-row panels of A over all the rows (each packed panel, ≤ 16 KB,
-// stays in L1) → NR-column panels of B. The next A panel's rows are prefetched while the current one computes, and
-// the kernel prefetches its C tile, since at M = 16384 tokens neither A nor C fits in the caches.
+// Loops: column blocks of NC (backwards when `reverse`) → depth blocks of kc ≤ KC (the kc×NC block of op(B),
+// ≤ 1.3 MB, packed once unless prepacked, stays in L2) → MR-row panels of A over all the rows (each packed panel,
+// ≤ 16 KB, stays in L1) → NR-column panels of B. The next A panel's rows are prefetched while the current one
+// computes, and the kernel prefetches its C tile, since at M = 16384 tokens neither A nor C fits in the caches.
 void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n1, bool reverse) {
   const int MR = im.MR, NR = im.NR, K = o.K, kcMax = depth_block(K);
   const int nBlocks = (n1 - n0 + NC_TARGET - 1) / NC_TARGET;
@@ -426,9 +426,10 @@ void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n
   }
 }
 
-// The layout gemm_block reads: for each depth block of kc = depth_block(K) (the last may be shorter) starting at k0, at offset k0*Npad, the
-// Npad/NR panels of kc×NR, i.e. the whole of op(B) = Wᵀ packed as one block per depth block. `fn(panel, k0, kc, j0, w)`
-// runs once per panel (in parallel): the panel holding columns [j0, j0+w) of op(B), rows [k0, k0+kc).
+// The layout gemm_block reads: for each depth block (kc = depth_block(K) deep, the last may be shorter) starting at
+// k0, at offset k0*Npad, the Npad/NR panels of kc×NR, i.e. the whole of op(B) = Wᵀ packed as one block per depth
+// block. `fn(panel, k0, kc, j0, w)` runs once per panel (in parallel): the panel holding columns [j0, j0+w) of
+// op(B), rows [k0, k0+kc).
 template <typename Fn>
 void for_each_weight_panel(int N, int K, Fn fn) {
   const int NR = impl().NR;
