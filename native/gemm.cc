@@ -501,19 +501,20 @@ void run(const Operands& in) {
     o.Bpacked = packed;
     o.B = nullptr;
   }
-  // Cut each thread's share into a few tasks taken dynamically, so a thread that starts late (woken
-  // slowly, or sharing its core with another process) does less of the work instead of holding up the
-  // call. Along M only when B is prepacked (a weight, or packed once above) or each task has at least 1024 rows:
-  // a task that packs its own B block by block pays about as much as 8-32 rows of FMAs per pack.
-  const int splitM = tm > 1 && (o.Bpacked || M >= tm * 4 * 1024) ? kTasksPerThread : 1;
+  // Cut each thread's share into tasks taken dynamically, so a thread that starts late (woken slowly, or sharing
+  // its core with another process) does less of the work instead of holding up the call. Along M: with B
+  // prepacked (a weight, or packed once above), tasks of about 512 rows and at least kTasksPerThread per thread,
+  // so the threads finish together and fewer of a task's C rows leave the caches between depth blocks (16384 ×
+  // 768 × 1152 on two threads: 70–77 % of the FMA probe in 2048-row tasks, 77–80 % in 512); otherwise only when
+  // each task has at least 1024 rows, since a task that packs its own B block by block pays about as much as
+  // 8-32 rows of FMAs per pack.
+  const int splitM = tm == 1 ? 1
+                     : o.Bpacked ? std::max(kTasksPerThread, M / (tm * 512))
+                     : M >= tm * 4 * 1024 ? kTasksPerThread : 1;
   const int splitN = tn > 1 ? kTasksPerThread : 1;
   // At least 256 rows per task along M: each task streams its own pass over op(B), which a task of few rows
   // reuses too little (dW += dYᵀ·X over 4096 tokens with 768 rows: 61 % of the FMA probe in 7 tasks, 70 % in 2).
-  // With op(B) prepacked, row tasks of about 512 rows even when that makes more than kTasksPerThread per thread:
-  // the threads finish closer together, and fewer of a task's C rows leave the caches between depth blocks
-  // (16384 × 768 × 1152 on two threads: 70–77 % of the FMA probe in 2048-row tasks, 77–80 % in 512).
-  int tasksM = tm * std::max(1, std::min(splitM, M / (tm * 256)));
-  if (o.Bpacked && tm > 1) tasksM = std::max(tasksM, tm * (M / (tm * 512)));
+  const int tasksM = tm * std::max(1, std::min(splitM, M / (tm * 256)));
   const int tasksN = std::max(1, std::min(tn * splitN, (N + 2 * NR - 1) / (2 * NR)));
   const int rowsPer = (M + tasksM * MR - 1) / (tasksM * MR) * MR;
   const int colsPer = (N + tasksN * NR - 1) / (tasksN * NR) * NR;
