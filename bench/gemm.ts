@@ -13,6 +13,7 @@
 import { referenceKernels } from '../src/kernels/reference.js';
 import {
   alignedFloat32Array, gemmBf16, gemmPacked, measureFmaPeak, nativeInfo, nativeKernels, packWeight, packWeightBf16, setNumThreads,
+  startClockSampling, stopClockSampling,
 } from '../src/kernels/native.js';
 
 const args = process.argv.slice(2);
@@ -100,9 +101,10 @@ function training(M: number, N: number, K: number, name: string, transA: boolean
  * GFLOP/s we report GFLOP per CPU-second of each thread (process CPU time / threads): it does not count
  * time the threads were preempted, and is compared with the FMA peak measured the same way.
  */
-function time(c: Case, threads: number): { wall: number; cpu: number } {
+function time(c: Case, threads: number): { wall: number; cpu: number; ghz?: number } {
   c.run();
   let wall = Infinity, cpu = Infinity, runs = 0;
+  startClockSampling();
   const budget = quick ? 0.3 : 1.0;
   const start = performance.now();
   while (runs < 3 || ((performance.now() - start) / 1000 < budget && runs < 50)) {
@@ -113,14 +115,16 @@ function time(c: Case, threads: number): { wall: number; cpu: number } {
     cpu = Math.min(cpu, (used.user + used.system) / 1e6 / threads);
     runs++;
   }
-  return { wall, cpu };
+  return { wall, cpu, ghz: stopClockSampling() };
 }
 
-function peakGflops(threads: number): { wall: number; cpu: number } {
+function peakGflops(threads: number): { wall: number; cpu: number; ghz?: number } {
   const c0 = process.cpuUsage(), t0 = performance.now();
+  startClockSampling();
   const g = measureFmaPeak(0.5);
+  const ghz = stopClockSampling();
   const wall = (performance.now() - t0) / 1000, used = process.cpuUsage(c0);
-  return { wall: g, cpu: (g * wall) / ((used.user + used.system) / 1e6 / threads) };
+  return { wall: g, cpu: (g * wall) / ((used.user + used.system) / 1e6 / threads), ghz };
 }
 
 check();
@@ -134,9 +138,10 @@ for (const threads of threadList) {
   setNumThreads(threads);
   const peak = peakGflops(threads);
   console.log(`\nthreads ${threads}: float32 FMA peak ${peak.wall.toFixed(1)} GFLOP/s wall, ${peak.cpu.toFixed(1)} per CPU-second ` +
-    `of each thread; bf16 path ${info.bf16}`);
+    `of each thread${peak.ghz ? ` at ${peak.ghz.toFixed(2)} GHz` : ''}; bf16 path ${info.bf16}`);
+  // GHz: the core clock sampled during the float32 GEMM; %/cycle: wall %peak × probe clock / GEMM clock.
   console.log('shape'.padEnd(32) + 'M'.padStart(6) + 'N'.padStart(7) + 'K'.padStart(6) +
-    '   wall GFLOP/s  %peak   CPU GFLOP/s  %peak  bf16/fp32');
+    '   wall GFLOP/s  %peak   CPU GFLOP/s  %peak  bf16/fp32    GHz  %/cycle');
   const cases: Case[] = [];
   for (const M of Ms) for (const [name, N, K] of layers) cases.push(linear(M, N, K, name, 'fp32'));
   for (const M of Ms) for (const [name, N, K] of layers) cases.push(linear(M, N, K, name, 'packed'));
@@ -158,6 +163,7 @@ for (const threads of threadList) {
     console.log(c.label.padEnd(32) + String(c.M).padStart(6) + String(c.N).padStart(7) + String(c.K).padStart(6) +
       wall.toFixed(1).padStart(15) + `${((100 * wall) / peak.wall).toFixed(1)}%`.padStart(8) +
       cpu.toFixed(1).padStart(14) + `${((100 * cpu) / peak.cpu).toFixed(1)}%`.padStart(7) +
-      (base ? `${(cpu / base).toFixed(2)}×`.padStart(11) : ''));
+      (base ? `${(cpu / base).toFixed(2)}×` : '').padStart(11) +
+      (t.ghz && peak.ghz ? t.ghz.toFixed(2).padStart(7) + `${((100 * wall * peak.ghz) / (peak.wall * t.ghz)).toFixed(1)}%`.padStart(9) : ''));
   }
 }
