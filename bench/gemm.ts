@@ -13,7 +13,6 @@
 import { referenceKernels } from '../src/kernels/reference.js';
 import {
   alignedFloat32Array, gemmBf16, gemmPacked, measureFmaPeak, nativeInfo, nativeKernels, packWeight, packWeightBf16, setNumThreads,
-  startClockSampling, stopClockSampling,
 } from '../src/kernels/native.js';
 
 const args = process.argv.slice(2);
@@ -101,10 +100,9 @@ function training(M: number, N: number, K: number, name: string, transA: boolean
  * GFLOP/s we report GFLOP per CPU-second of each thread (process CPU time / threads): it does not count
  * time the threads were preempted, and is compared with the FMA peak measured the same way.
  */
-function time(c: Case, threads: number): { wall: number; cpu: number; ghz?: number } {
+function time(c: Case, threads: number): { wall: number; cpu: number } {
   c.run();
   let wall = Infinity, cpu = Infinity, runs = 0;
-  startClockSampling();
   const budget = quick ? 0.3 : 1.0;
   const start = performance.now();
   while (runs < 3 || ((performance.now() - start) / 1000 < budget && runs < 50)) {
@@ -115,16 +113,14 @@ function time(c: Case, threads: number): { wall: number; cpu: number; ghz?: numb
     cpu = Math.min(cpu, (used.user + used.system) / 1e6 / threads);
     runs++;
   }
-  return { wall, cpu, ghz: stopClockSampling() };
+  return { wall, cpu };
 }
 
-function peakGflops(threads: number): { wall: number; cpu: number; ghz?: number } {
+function peakGflops(threads: number): { wall: number; cpu: number } {
   const c0 = process.cpuUsage(), t0 = performance.now();
-  startClockSampling();
   const g = measureFmaPeak(0.5);
-  const ghz = stopClockSampling();
   const wall = (performance.now() - t0) / 1000, used = process.cpuUsage(c0);
-  return { wall: g, cpu: (g * wall) / ((used.user + used.system) / 1e6 / threads), ghz };
+  return { wall: g, cpu: (g * wall) / ((used.user + used.system) / 1e6 / threads) };
 }
 
 check();
@@ -138,10 +134,9 @@ for (const threads of threadList) {
   setNumThreads(threads);
   const peak = peakGflops(threads);
   console.log(`\nthreads ${threads}: float32 FMA peak ${peak.wall.toFixed(1)} GFLOP/s wall, ${peak.cpu.toFixed(1)} per CPU-second ` +
-    `of each thread${peak.ghz ? ` at ${peak.ghz.toFixed(2)} GHz` : ''}; bf16 path ${info.bf16}`);
-  // GHz: the core clock sampled during the float32 GEMM; %/cycle: wall %peak × probe clock / GEMM clock.
+    `of each thread; bf16 path ${info.bf16}`);
   console.log('shape'.padEnd(32) + 'M'.padStart(6) + 'N'.padStart(7) + 'K'.padStart(6) +
-    '   wall GFLOP/s  %peak   CPU GFLOP/s  %peak  bf16/fp32    GHz  %/cycle');
+    '   wall GFLOP/s  %peak   CPU GFLOP/s  %peak  bf16/fp32');
   const cases: Case[] = [];
   for (const M of Ms) for (const [name, N, K] of layers) cases.push(linear(M, N, K, name, 'fp32'));
   for (const M of Ms) for (const [name, N, K] of layers) cases.push(linear(M, N, K, name, 'packed'));
@@ -163,7 +158,6 @@ for (const threads of threadList) {
     console.log(c.label.padEnd(32) + String(c.M).padStart(6) + String(c.N).padStart(7) + String(c.K).padStart(6) +
       wall.toFixed(1).padStart(15) + `${((100 * wall) / peak.wall).toFixed(1)}%`.padStart(8) +
       cpu.toFixed(1).padStart(14) + `${((100 * cpu) / peak.cpu).toFixed(1)}%`.padStart(7) +
-      (base ? `${(cpu / base).toFixed(2)}×` : '').padStart(11) +
-      (t.ghz && peak.ghz ? t.ghz.toFixed(2).padStart(7) + `${((100 * wall * peak.ghz) / (peak.wall * t.ghz)).toFixed(1)}%`.padStart(9) : ''));
+      (base ? `${(cpu / base).toFixed(2)}×`.padStart(11) : ''));
   }
 }

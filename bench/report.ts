@@ -60,11 +60,7 @@ export function ratios(row: Row): Ratios | undefined {
 }
 
 /** GEMM totals of one forward: FLOPs, ms and the achieved fraction of the FMA peak. */
-/**
- * The GEMMs' GFLOP/s and share of the FMA peak; with clocks sampled, also their share of the probe's FLOPs per
- * cycle (ofPeak × probe clock / GEMM clock): the probe runs at a higher clock than any loop that loads data.
- */
-export function gemmShare(r: WorkloadResult): { flops: number; ms: number; gflops: number; ofPeak: number; perCycle?: number } {
+export function gemmShare(r: WorkloadResult): { flops: number; ms: number; gflops: number; ofPeak: number } {
   let flops = 0;
   let ms = 0;
   for (const [label, s] of Object.entries(r.kernels))
@@ -73,9 +69,7 @@ export function gemmShare(r: WorkloadResult): { flops: number; ms: number; gflop
       ms += s.ms;
     }
   const gflops = ms > 0 ? flops / ms / 1e6 : 0;
-  const ofPeak = gflops / r.fmaPeakGflops;
-  const c = r.clockGhz;
-  return { flops, ms, gflops, ofPeak, ...(c?.gemm ? { perCycle: (ofPeak * c.probe) / c.gemm } : {}) };
+  return { flops, ms, gflops, ofPeak: gflops / r.fmaPeakGflops };
 }
 
 /** The CPU as /proc/cpuinfo names it, with family/model (virtual machines often hide the marketing name). */
@@ -159,8 +153,7 @@ export function kernelTable(r: WorkloadResult): string[] {
   const forwardMs = r.timesMs.reduce((a, b) => a + b, 0) / r.timesMs.length;
   const entries = Object.entries(r.kernels).sort((a, b) => b[1].ms - a[1].ms);
   const kernelMs = entries.reduce((a, [, s]) => a + s.ms, 0);
-  const clocks = r.clockGhz ? ` at ${r.clockGhz.probe.toFixed(2)} GHz${r.clockGhz.gemm ? `; float32 GEMMs ran at ${r.clockGhz.gemm.toFixed(2)} GHz` : ''}` : '';
-  const out = [`${r.workload}${r.dtype === 'bf16' ? ' bf16' : ''}: one ${r.phasesMs ? 'step' : 'forward'} ${(forwardMs / 1000).toFixed(3)} s (mean of ${r.runs} timed runs), FMA peak ${f1(r.fmaPeakGflops)} GFLOP/s${clocks}`,
+  const out = [`${r.workload}${r.dtype === 'bf16' ? ' bf16' : ''}: one ${r.phasesMs ? 'step' : 'forward'} ${(forwardMs / 1000).toFixed(3)} s (mean of ${r.runs} timed runs), FMA peak ${f1(r.fmaPeakGflops)} GFLOP/s`,
     `kernel | calls | ms | % of ${r.phasesMs ? 'step' : 'forward'} | GFLOP/s | % of FMA peak`, '---|---|---|---|---|---'];
   if (r.phasesMs) {
     const p = r.phasesMs;

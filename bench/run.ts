@@ -161,11 +161,7 @@ async function parent(opt: Options, peers: Peers): Promise<void> {
   }
   if (measured.length) {
     console.log(`\nGEMMs' share of the measured float32 FMA peak (target >= ${GEMM_TARGET * 100}% in float32): ` +
-      measured.map((m) => {
-        const g = gemmShare(m);
-        const perCycle = g.perCycle ? ` (${(100 * g.perCycle).toFixed(1)}% per cycle: ${m.clockGhz!.gemm!.toFixed(2)} GHz in the GEMMs, ${m.clockGhz!.probe.toFixed(2)} in the probe)` : '';
-        return `${m.workload}${m.dtype === 'bf16' ? ' bf16' : ''} ${(100 * g.ofPeak).toFixed(1)}%${perCycle}`;
-      }).join(', '));
+      measured.map((m) => `${m.workload}${m.dtype === 'bf16' ? ' bf16' : ''} ${(100 * gemmShare(m).ofPeak).toFixed(1)}%`).join(', '));
   }
   if (opt.json) {
     const results = rows.map((r) => ({ ...r, ratios: ratios(r), gemm: r.ours.available ? gemmShare(r.ours) : undefined }));

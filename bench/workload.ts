@@ -4,7 +4,7 @@
  * passes), one or more untimed warm-up runs, then timed runs; tokens/s over real tokens.
  */
 import { performance } from 'node:perf_hooks';
-import { measureFmaPeak, nativeInfo, startClockSampling, stopClockSampling } from '../src/kernels/native.js';
+import { measureFmaPeak, nativeInfo } from '../src/kernels/native.js';
 import { kernelsFor, loadConfig, ModernBertModel } from '../src/model/modernbert.js';
 import { WeightStore } from '../src/model/weights.js';
 import type { ForwardInput } from '../src/model/modernbert.js';
@@ -50,8 +50,6 @@ export interface WorkloadResult {
   peakRssAfterLoadMiB: number;
   loadMs: number;
   fmaPeakGflops: number;
-  /** AVX-512: median core clock during the FMA probes (mean of the two) and during the timed runs' float32 GEMMs (none in bf16 runs). */
-  clockGhz?: { probe: number; gemm?: number };
   /** FLOPs the model must do, per real token: flops.mjs "minimum" (inference), the counted GEMM and attention FLOPs (training). */
   usefulFlopsPerToken: number;
   /** Training only: mean ms of one step's forward (zeroGrad included), backward and optimiser update. */
@@ -85,26 +83,6 @@ export function perRun(profile: KernelProfile, runs: number): Record<string, Ker
   const out: Record<string, KernelStat> = {};
   for (const [label, s] of profile.stats) out[label] = { calls: s.calls / runs, ms: s.ms / runs, flops: s.flops / runs };
   return out;
-}
-
-/**
- * Runs `timed` between two FMA peak probes (see RunOptions.fmaSeconds), sampling the core clock in the probes and
- * in the float32 GEMMs of `timed`.
- */
-export function againstFmaPeak(fmaSeconds: number, timed: () => void): { fmaPeakGflops: number; clockGhz?: { probe: number; gemm?: number } } {
-  const probe = () => {
-    startClockSampling();
-    const gflops = measureFmaPeak(fmaSeconds);
-    return { gflops, ghz: stopClockSampling() };
-  };
-  const before = probe();
-  startClockSampling();
-  timed();
-  const gemm = stopClockSampling();
-  const after = probe();
-  const fmaPeakGflops = (before.gflops + after.gflops) / 2;
-  if (before.ghz === undefined || after.ghz === undefined) return { fmaPeakGflops };
-  return { fmaPeakGflops, clockGhz: { probe: (before.ghz + after.ghz) / 2, gemm } };
 }
 
 /** The workload as a right-padded [batch, maxLen] batch plus mask, like the peer feeds ONNX Runtime. */
@@ -146,16 +124,16 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
     const ms = runOnce();
     process.stderr.write(`  [${name}] warm-up ${i + 1}: ${(ms / 1000).toFixed(2)} s\n`);
   }
+  const peakBefore = measureFmaPeak(opt.fmaSeconds);
   const times: number[] = [];
-  const { fmaPeakGflops, clockGhz } = againstFmaPeak(opt.fmaSeconds, () => {
-    profile.recording = true;
-    for (let i = 0; i < opt.runs; i++) {
-      const ms = runOnce();
-      times.push(ms);
-      process.stderr.write(`  [${name}] run ${i + 1}/${opt.runs}: ${(ms / 1000).toFixed(2)} s, ${(w.realTokens / (ms / 1000)).toFixed(1)} real tok/s\n`);
-    }
-    profile.recording = false;
-  });
+  profile.recording = true;
+  for (let i = 0; i < opt.runs; i++) {
+    const ms = runOnce();
+    times.push(ms);
+    process.stderr.write(`  [${name}] run ${i + 1}/${opt.runs}: ${(ms / 1000).toFixed(2)} s, ${(w.realTokens / (ms / 1000)).toFixed(1)} real tok/s\n`);
+  }
+  profile.recording = false;
+  const fmaPeakGflops = (peakBefore + measureFmaPeak(opt.fmaSeconds)) / 2;
 
   const shape = {
     hidden: config.hidden_size,
@@ -182,7 +160,6 @@ export async function runInference(name: string, peers: Peers, opt: RunOptions):
     peakRssAfterLoadMiB: rssAfterLoad,
     loadMs,
     fmaPeakGflops,
-    clockGhz,
     usefulFlopsPerToken: peers.flops.flops(w.lengths, shape).minimumPerReal,
     kernels: perRun(profile, opt.runs),
     outputFinite: finite,

@@ -420,13 +420,6 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), mb::fma_peak_gflops(seconds));
 }
 
-// clockSampling(on: boolean) -> the median core clock in GHz sampled since sampling was last switched on (0: none)
-Napi::Value ClockSampling(const Napi::CallbackInfo& info) {
-  const double ghz = mb::sampled_clock_ghz();
-  mb::set_clock_sampling(info.Length() > 0 && info[0].ToBoolean().Value());
-  return Napi::Number::New(info.Env(), ghz);
-}
-
 // crossEntropy(logits, targets, N, C, grad | null, ignoreIndex, scale) -> sum of the counted rows' losses
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -537,7 +530,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
   exports.Set("scale", Napi::Function::New(env, Scale));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
-  exports.Set("clockSampling", Napi::Function::New(env, ClockSampling));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;

@@ -29,7 +29,6 @@
 #endif
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -375,50 +374,6 @@ void pack_b(float* Bp, const float* src, int ld, bool transB, int NR, PackTransp
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Core clock sampling. The FMA probe's register-only loop may run at another clock than loops that also load data;
-// sampling the clock in both splits a GEMM's share of the probe into its share of the probe's FLOPs per cycle and
-// the ratio of the two clocks. The sampler is a chain of dependent AVX-512 FMAs (4 cycles each on every AVX-512
-// core): a scalar chain run between AVX-512 code reads low, as the core changes its frequency licence for it.
-
-std::atomic<bool> clockSampling{false};
-// Each sample's clock in GHz; the first kMaxClockSamples since sampling was switched on are kept.
-constexpr int kMaxClockSamples = 8192;
-float clockSamples[kMaxClockSamples];
-std::atomic<int> clockSampleCount{0};
-
-#if MB_X86
-// Times 3000 dependent FMAs (~4 µs) and records the clock they ran at.
-MB_AVX512 void sample_clock() {
-  __m512 x = _mm512_set1_ps(1.f);
-  const __m512 mul = _mm512_set1_ps(0.999999f), add = _mm512_set1_ps(1e-7f);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < 3000; i++) {
-    x = _mm512_fmadd_ps(x, mul, add);
-    asm volatile("" : "+v"(x));  // keeps every FMA, in order
-  }
-  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-  const int slot = clockSampleCount.fetch_add(1);
-  if (slot < kMaxClockSamples) clockSamples[slot] = float(12000.0 / ns + (_mm512_reduce_add_ps(x) == 12345.f));
-}
-#endif
-
-// One sample when the AVX-512 kernels are in use (the sampler's FMAs would change the licence of other kernels).
-void sample_clock_now() {
-#if MB_X86
-  static const bool avx512 = active_isa() == Isa::Avx512;
-  if (avx512) sample_clock();
-#endif
-}
-
-// Called once per A panel of the GEMM driver (10–40 µs of work): while sampling is on, every 64th call on each
-// thread samples the clock, under 1 % of the time.
-inline void maybe_sample_clock() {
-  if (!clockSampling.load(std::memory_order_relaxed)) return;
-  thread_local unsigned calls = 0;
-  if (++calls % 64 == 0) sample_clock_now();
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Driver
 
 // Rows [m0, m1) × columns [n0, n1) of C (n0 a multiple of NR), on the calling thread.
@@ -457,7 +412,6 @@ void gemm_block(const Impl& im, const Operands& o, int m0, int m1, int n0, int n
         if (o.transA) im.packATransposed(Ap, o.A, o.M, MR, c0, c1, k0, kc);
         for (int i0 = c0; i0 < c1; i0 += MR) {
           const int mr = std::min(MR, c1 - i0), next = i0 + MR;
-          maybe_sample_clock();
           const float* panel = Ap + (o.transA ? size_t(i0 - c0) * KC : 0);
           if (!o.transA) pack_a(Ap, o, MR, i0, mr, k0, kc);
           float* Crow = o.C + size_t(i0) * o.N + nc0;
@@ -692,28 +646,11 @@ double fma_peak_gflops(double seconds) {
     else
 #endif
       flops[t] = fma_probe_portable(seconds);
-    // In the licence the probe's FMAs left the core in (a sample within the loop would cost it registers).
-    if (clockSampling)
-      for (int i = 0; i < 8; i++) sample_clock_now();
   });
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double total = 0;
   for (double f : flops) total += f;
   return total / elapsed / 1e9;
-}
-
-void set_clock_sampling(bool on) {
-  if (on) clockSampleCount = 0;
-  clockSampling = on;
-}
-
-// The median: a sample the thread was preempted or interrupted in reads far too low, and there are a few.
-double sampled_clock_ghz() {
-  const int n = std::min(int(clockSampleCount), kMaxClockSamples);
-  if (n == 0) return 0.0;
-  std::vector<float> sorted(clockSamples, clockSamples + n);
-  std::nth_element(sorted.begin(), sorted.begin() + n / 2, sorted.end());
-  return sorted[n / 2];
 }
 
 }  // namespace mb

@@ -102,10 +102,4 @@ void scale(float* x, int64_t n, double factor);
 // Measured float32 FMA throughput (widest FMA the active ISA has) of this machine with the pool's threads, in GFLOP/s.
 double fma_peak_gflops(double seconds);
 
-// Core clock sampling (AVX-512 kernels): while on, the float32 GEMM driver and the FMA probe time a short chain of
-// dependent FMAs now and then on each thread. sampled_clock_ghz() is the median clock of the samples taken since
-// sampling was switched on, 0 when there are none (or without AVX-512). Switching on clears the samples.
-void set_clock_sampling(bool on);
-double sampled_clock_ghz();
-
 }  // namespace mb

@@ -26,7 +26,6 @@ interface Addon extends Omit<Kernels, 'name' | 'packLinear' | 'unpackLinear' | '
   gemmPacked(C: Float32Array, A: Float32Array, Wp: Float32Array, bias: Float32Array | null, M: number, N: number,
     K: number, beta: 0 | 1): void;
   fmaPeak(seconds: number): number;
-  clockSampling(on: boolean): number;
   setNumThreads(n: number): number;
   info(): NativeInfo;
 }
@@ -127,19 +126,4 @@ export function nativeInfo(): NativeInfo {
 /** Measured float32 FMA throughput of this machine with the pool's threads, in GFLOP/s. */
 export function measureFmaPeak(seconds = 0.3): number {
   return addon.fmaPeak(seconds);
-}
-
-/**
- * Core clock sampling (AVX-512 kernels): from startClockSampling() to stopClockSampling(), float32 GEMMs and the
- * FMA probe time a short chain of dependent FMAs now and then on each thread (under 1 % of their time). Stop
- * returns the median clock in GHz, or undefined when nothing was sampled. With both clocks, a GEMM's distance to
- * the probe splits into FLOPs per cycle and clock.
- */
-export function startClockSampling(): void {
-  addon.clockSampling(true);
-}
-
-export function stopClockSampling(): number | undefined {
-  const ghz = addon.clockSampling(false);
-  return ghz > 0 ? ghz : undefined;
 }

@@ -6,9 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  alignedFloat32Array, measureFmaPeak, nativeInfo, nativeKernels, startClockSampling, stopClockSampling,
-} from '../../src/kernels/native.js';
+import { alignedFloat32Array, nativeInfo } from '../../src/kernels/native.js';
 
 const child = join(dirname(fileURLToPath(import.meta.url)), 'gemm-child.ts');
 const features = nativeInfo().features;
@@ -53,34 +51,5 @@ describe('alignedFloat32Array', () => {
       assert.notEqual(a.buffer, b.buffer);
     }
     for (const bad of [-1, Number.NaN]) assert.throws(() => alignedFloat32Array(bad), /argument 'n'/);
-  });
-});
-
-describe('FMA probe and core clock sampling', () => {
-  const plausibleGhz = (ghz: number | undefined) => ghz !== undefined && ghz > 0.3 && ghz < 8;
-  // 4096 rows are 293 A panels of the driver, enough for a sample on every thread (one per 64 panels).
-  const M = 4096, N = 64, K = 64;
-  const A = alignedFloat32Array(M * K).fill(0.5), B = alignedFloat32Array(K * N).fill(0.25), C = alignedFloat32Array(M * N);
-  const gemm = () => nativeKernels.gemm(C, A, B, null, M, N, K, false, false, 0);
-
-  it('measures a positive FMA rate', () => {
-    assert.ok(measureFmaPeak(0.05) > 0);
-  });
-
-  it('samples the clock in the probe and in float32 GEMMs, and only while on', { skip: nativeInfo().isa !== 'avx512' && 'AVX-512 kernels only' }, () => {
-    startClockSampling();
-    measureFmaPeak(0.1);
-    const probe = stopClockSampling();
-    assert.ok(plausibleGhz(probe), `probe clock ${probe} GHz`);
-    startClockSampling();
-    for (let i = 0; i < 4; i++) gemm();
-    const inGemm = stopClockSampling();
-    assert.ok(plausibleGhz(inGemm), `GEMM clock ${inGemm} GHz`);
-    assert.equal(C[M * N - 1], K * 0.125, 'sampling changed the product');
-    // Off: further GEMMs add no samples, so the mean since the last start is unchanged.
-    for (let i = 0; i < 4; i++) gemm();
-    assert.equal(stopClockSampling(), inGemm);
-    startClockSampling();
-    assert.equal(stopClockSampling(), undefined, 'starting clears the samples');
   });
 });
