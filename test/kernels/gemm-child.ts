@@ -11,10 +11,11 @@ import {
 
 // Shapes: unit, odd, narrower than a SIMD vector, M = 1 against wide N, K across the depth block (at most 288,
 // cut evenly: 530 = 2 × 265, 600 = 3 × 200), N across the column block (1152), K = 0 (C = beta·C + bias), and
-// M = 4200, which two threads cut into row tasks of about 512 rows.
+// M = 4200, which two threads cut into row tasks of about 512 rows, and whole 32 × 32 tiles across the bf16 AMX
+// depth blocks (256: 96 × 64 × 520 takes three, its partial sums held between them).
 export const SHAPES: [number, number, number][] = [
   [1, 1, 1], [7, 13, 5], [33, 65, 17], [100, 3, 48], [257, 300, 129], [1, 2304, 64], [3, 50, 1],
-  [29, 33, 530], [15, 1200, 40], [300, 17, 600], [5, 7, 0], [64, 96, 192], [4200, 40, 20],
+  [29, 33, 530], [15, 1200, 40], [300, 17, 600], [5, 7, 0], [64, 96, 192], [4200, 40, 20], [96, 64, 520],
 ];
 
 let seed = 12345;
