@@ -480,6 +480,19 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// addInto(y, x, n): y += x
+Napi::Value AddInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = intArg(info, 2, "n");
+  CHECK_ENV(env);
+  float* y = f32(info, 0, "y", n);
+  CHECK_ENV(env);
+  const float* x = f32(info, 1, "x", n);
+  CHECK_ENV(env);
+  mb::add_into(y, x, n);
+  return env.Undefined();
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   mb::set_num_threads(info[0].ToNumber().Int32Value());
   return Napi::Number::New(info.Env(), mb::num_threads());
@@ -529,6 +542,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamwStep", Napi::Function::New(env, AdamwStep));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
   exports.Set("scale", Napi::Function::New(env, Scale));
+  exports.Set("addInto", Napi::Function::New(env, AddInto));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));

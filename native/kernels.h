@@ -98,6 +98,8 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double 
 // Σ x[i]² in double (the gradient's global norm squared), and x[i] ← x[i]·factor (gradient averaging, clipping).
 double sum_squares(const float* x, int64_t n);
 void scale(float* x, int64_t n, double factor);
+// y[i] += x[i] (the backward's residual stream gathering a branch's gradient).
+void add_into(float* y, const float* x, int64_t n);
 
 // Measured float32 FMA throughput (widest FMA the active ISA has) of this machine with the pool's threads, in GFLOP/s.
 double fma_peak_gflops(double seconds);

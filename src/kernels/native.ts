@@ -62,6 +62,7 @@ export const nativeKernels: Kernels = {
   adamwStep: addon.adamwStep,
   sumSquares: addon.sumSquares,
   scale: addon.scale,
+  addInto: addon.addInto,
   packLinear(W: Float32Array, N: number, K: number, dtype: Dtype): PackedLinear {
     return dtype === 'bf16'
       ? { dtype, N, K, data: addon.packWeightBf16(W, N, K) }

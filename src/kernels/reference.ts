@@ -343,6 +343,10 @@ export const referenceKernels = {
   scale(x: Floats, n: number, factor: number) {
     for (let i = 0; i < n; i++) x[i] *= factor;
   },
+
+  addInto(y: Floats, x: Floats, n: number) {
+    for (let i = 0; i < n; i++) y[i] += x[i];
+  },
 } satisfies Kernels;
 
 const bf16Scratch = new Float32Array(1);

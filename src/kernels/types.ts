@@ -98,4 +98,6 @@ export interface Kernels {
   sumSquares(x: Float32Array, n: number): number;
   /** x[i] ← x[i]·factor over n values (averaging accumulated gradients, clipping them). */
   scale(x: Float32Array, n: number, factor: number): void;
+  /** y[i] += x[i] over n values (the backward's residual stream gathering a branch's gradient). */
+  addInto(y: Float32Array, x: Float32Array, n: number): void;
 }

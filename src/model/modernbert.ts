@@ -136,10 +136,6 @@ export interface EncoderTape {
 }
 
 /** y[0..n) += x[0..n). */
-function addInto(y: Float32Array, x: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) y[i] += x[i];
-}
-
 /** cos/sin tables [maxPos, head_dim/2] in float32, computed as the reference does (float32 inv_freq and angles). */
 export function ropeTables(theta: number, headDim: number, maxPos: number): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
@@ -468,7 +464,7 @@ export class ModernBertModel {
         const o = this.ws.get('attnOut', T * H);
         this.linear(o, attn, L.Wo, L.bo, T, 0);
         this.dropout(o, s.attnMask, c.attention_dropout);
-        addInto(h, o, T * H);
+        k.addInto(h, o, T * H);
       } else {
         this.linear(h, attn, L.Wo, L.bo, T, 1); // residual add fused: h += attn·Woᵀ
       }
@@ -542,7 +538,7 @@ export class ModernBertModel {
       k.gemm(dnormed, dwi, L.Wi.data, null, T, H, 2 * I, false, false, 0);
       const mn = L.mlpNorm;
       bk.layernormBackward(dx, gradOf(mn.w), mn.b ? gradOf(mn.b) : null, dnormed, s.hMid, mn.w.data, s.mlpMean, s.mlpRstd, T, H);
-      addInto(dh, dx, T * H);
+      bk.addInto(dh, dx, T * H);
 
       // Attention block: hMid = hIn + drop(Wo(attention(rope(Wqkv(attn_norm(hIn)))))).
       let dOut = dh;
@@ -567,7 +563,7 @@ export class ModernBertModel {
         const an = L.attnNorm;
         k.gemm(dnormed, dqkv, L.Wqkv.data, null, T, H, 3 * H, false, false, 0);
         bk.layernormBackward(dx, gradOf(an.w), an.b ? gradOf(an.b) : null, dnormed, s.hIn, an.w.data, s.attnMean!, s.attnRstd!, T, H);
-        addInto(dh, dx, T * H);
+        bk.addInto(dh, dx, T * H);
       } else {
         k.gemm(dh, dqkv, L.Wqkv.data, null, T, H, 3 * H, false, false, 1); // layer 0: straight into the residual
       }

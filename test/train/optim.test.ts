@@ -158,7 +158,7 @@ describe('optimiser kernels', () => {
     setNumThreads(0);
   });
 
-  it('sumSquares and scale: native equals the reference (the sum within summation order), any thread count', () => {
+  it('sumSquares, scale and addInto: native equals the reference (the sum within summation order), any thread count', () => {
     const n = 200_003;
     let s = 3;
     const x = Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 4);
@@ -170,6 +170,13 @@ describe('optimiser kernels', () => {
       nativeKernels.scale(a, n, 0.3);
       referenceKernels.scale(b, n, 0.3);
       assert.deepEqual(a, b);
+      const y = x.map((v, i) => v * (i % 7) - 1);
+      const [ya, yb] = [y.slice(), y.slice()];
+      nativeKernels.addInto(ya, x, n - 1);
+      referenceKernels.addInto(yb, x, n - 1);
+      assert.deepEqual(ya, yb);
+      assert.equal(ya[n - 1], y[n - 1], 'addInto wrote past n');
+      assert.notDeepEqual(ya, y);
     }
     setNumThreads(0);
   });
@@ -178,5 +185,6 @@ describe('optimiser kernels', () => {
     const a = new Float32Array(4);
     assert.throws(() => nativeKernels.adamwStep(a, a, a, new Float32Array(3), 4, 1e-3, 0.9, 0.99, 1e-8, 0, 1, false), /'v' has 3 elements, needs at least 4/);
     assert.throws(() => nativeKernels.adamwStep(a, a, a, a, 4, 1e-3, 0.9, 0.99, 1e-8, 0, 0, false), /'step' must be >= 1/);
+    assert.throws(() => nativeKernels.addInto(a, new Float32Array(3), 4), /'x' has 3 elements, needs at least 4/);
   });
 });
