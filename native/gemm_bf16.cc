@@ -194,8 +194,8 @@ MB_AMX void block_amx(const Problem& p, const uint16_t* Ab, int m0, int m1, int 
   const int KB = p.Kp / 32;
   const size_t lda = size_t(p.Kp) * 2;  // bytes per A row
   // The 32 × NCB partial sums of the current 32-row slice between depth blocks (32 KB, in L1/L2). Depth blocks
-  // took 16384 × 2304 × 768 on two cores from 2.2 to 2.5–2.6 TFLOP/s: the tile loads from L2 were the limit
-  // (AMX alone runs 3.8 TFLOP/s per core, tile loads from L1 included).
+  // took 16384 × 2304 × 768 on two cores from 2.0–2.2 to 2.3–2.5 TFLOP/s in paired runs: the tile loads from L2
+  // were the limit (AMX alone runs 3.8 TFLOP/s per core, tile loads from L1 included).
   float* partial = partialSums.get(size_t(32) * NCB);
   for (int nc0 = n0; nc0 < n1; nc0 += NCB) {
     const int nc1 = std::min(n1, nc0 + NCB);

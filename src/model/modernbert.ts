@@ -135,7 +135,6 @@ export interface EncoderTape {
   finalRstd: Float32Array;
 }
 
-/** y[0..n) += x[0..n). */
 /** cos/sin tables [maxPos, head_dim/2] in float32, computed as the reference does (float32 inv_freq and angles). */
 export function ropeTables(theta: number, headDim: number, maxPos: number): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
