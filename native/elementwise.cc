@@ -164,6 +164,16 @@ void embedding_backward(float* dtable, const float* dout, const int32_t* ids, in
   });
 }
 
+// The same vector loop embedding_backward uses, over chunks of the pool.
+void add_into(float* y, const float* x, int64_t n) {
+  const RowKernels& k = kern();
+  constexpr int64_t chunk = int64_t(1) << 16;
+  parallel_for(int((n + chunk - 1) / chunk), [&](int c) {
+    const int64_t i0 = c * chunk;
+    k.add_rows(y + i0, x + i0, int(std::min(chunk, n - i0)));
+  });
+}
+
 namespace {
 void rope_apply(float* qkv, const int32_t* pos, const float* cos, const float* sin, int T, int H, int Dh, float sign) {
   const RowKernels& k = kern();

@@ -62,6 +62,9 @@ void activation_backward(float* dx, const float* dout, const float* x, int64_t n
 // Backward of rope: rotates the q and k gradients in dqkv[T, 3, H, Dh] back by -angle, in place.
 void rope_backward(float* dqkv, const int32_t* pos, const float* cos, const float* sin, int T, int H, int Dh);
 
+// y[i] += x[i] (the backward's residual stream gathering a branch's gradient).
+void add_into(float* y, const float* x, int64_t n);
+
 // dtable[ids[t], :] += dout[t, :] for every t with ids[t] != paddingIdx (paddingIdx < 0: none skipped).
 void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int T, int D, int paddingIdx);
 
@@ -98,8 +101,6 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double 
 // Σ x[i]² in double (the gradient's global norm squared), and x[i] ← x[i]·factor (gradient averaging, clipping).
 double sum_squares(const float* x, int64_t n);
 void scale(float* x, int64_t n, double factor);
-// y[i] += x[i] (the backward's residual stream gathering a branch's gradient).
-void add_into(float* y, const float* x, int64_t n);
 
 // Measured float32 FMA throughput (widest FMA the active ISA has) of this machine with the pool's threads, in GFLOP/s.
 double fma_peak_gflops(double seconds);

@@ -1,6 +1,5 @@
-// Optimiser updates over a parameter tensor's flat values, in place, the gradient's global norm and scaling, and
-// the backward's residual adds (the TypeScript references are adamwStep, sumSquares, scale and addInto in
-// src/kernels/reference.ts).
+// Optimiser updates over a parameter tensor's flat values, in place, and the gradient's global norm and
+// scaling (the TypeScript references are adamwStep, sumSquares and scale in src/kernels/reference.ts).
 // Memory-bound: every AdamW element reads p, g, m, v and writes p, m, v, so the loops are plain C++ in double
 // precision, as the reference computes, split over the pool's threads in fixed chunks (results do not depend
 // on the thread count).
@@ -73,12 +72,6 @@ double sum_squares(const float* x, int64_t n) {
 void scale(float* x, int64_t n, double factor) {
   for_chunks(n, [&](int, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) x[i] = float(x[i] * factor);
-  });
-}
-
-void add_into(float* y, const float* x, int64_t n) {
-  for_chunks(n, [&](int, int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) y[i] += x[i];
   });
 }
 
